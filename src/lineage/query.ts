@@ -1,0 +1,549 @@
+/**
+ * Queries over lineage records: the graph around an artifact or dataset (upstream: who made
+ * it from what, recursively; downstream: who read it), a run's whole provenance, and
+ * renderers for the terminal. The JSON shapes here are what `GET /api/v1/lineage` returns.
+ */
+import { stat } from 'node:fs/promises';
+import type { Json } from '../dag/types.ts';
+import { localPathOf, mediaTypeOf, normalizeUri, sha256File, type ArtifactRecord } from './artifacts.ts';
+import type { ResourceCost, ResourcesAsked, TryRecord } from './records.ts';
+import type { LineageStore } from './store.ts';
+
+/** An artifact or dataset in the lineage graph. */
+export interface DatasetNode {
+  kind: 'dataset';
+  uri: string;
+  sha256: string | null;
+  size: number | null;
+  media_type: string | null;
+  etag: string | null;
+  version_id: string | null;
+  /** Upstream: the try that produced this version (more with `allProducers`). */
+  produced_by: TryNode[];
+  /** Downstream: tries that read this version. */
+  consumed_by: TryNode[];
+}
+
+/** A task try in the lineage graph. */
+export interface TryNode {
+  kind: 'try';
+  id: string;
+  dag_id: string;
+  run_id: string;
+  task_id: string;
+  map_index: number;
+  try_number: number;
+  state: string;
+  start: string;
+  end: string;
+  dag_file: string;
+  dag_file_hash: string;
+  git_commit: string | null;
+  operator: string;
+  executor: string;
+  image: string | null;
+  image_digest: string | null;
+  params: Record<string, Json>;
+  conf: Record<string, Json>;
+  metrics: Record<string, number>;
+  /** The try's return value when small enough to keep (see XComSummary). */
+  return_value: Json | null;
+  /** Upstream direction: datasets it read (inlets) … */
+  inputs: DatasetNode[];
+  /** … and the tries of its upstream tasks in the same run (data passed by XCom, or ordering). */
+  upstream: TryNode[];
+  /** Downstream direction: datasets it produced … */
+  outputs: DatasetNode[];
+  /** … and the tries in the same run that list it as upstream. */
+  downstream: TryNode[];
+  /** Set when this try is already expanded elsewhere in the tree, or the depth limit was reached. */
+  elided?: 'seen' | 'depth';
+}
+
+export type LineageNode = DatasetNode | TryNode;
+
+export interface LineageQueryOptions {
+  /** How many try levels to follow in each direction (default 10). */
+  depth?: number;
+  /** Show every recorded producer of the root instead of only the one of its current version. */
+  allProducers?: boolean;
+  /** At most this many consumers per dataset (newest kept, default 20). */
+  maxFanout?: number;
+  /** Which way to walk: both (default), upstream only or downstream only. */
+  direction?: 'both' | 'upstream' | 'downstream';
+}
+
+const ms = (iso: string) => Date.parse(iso) || 0;
+
+function datasetFrom(uri: string, a: ArtifactRecord | undefined | null): DatasetNode {
+  return {
+    kind: 'dataset',
+    uri,
+    sha256: a?.sha256 ?? null,
+    size: a?.size ?? null,
+    media_type: a?.media_type ?? null,
+    etag: a?.etag ?? null,
+    version_id: a?.version_id ?? null,
+    produced_by: [],
+    consumed_by: [],
+  };
+}
+
+function tryNodeFrom(t: TryRecord): TryNode {
+  return {
+    kind: 'try',
+    id: t.id,
+    dag_id: t.dag_id,
+    run_id: t.run_id,
+    task_id: t.task_id,
+    map_index: t.map_index,
+    try_number: t.try_number,
+    state: t.state,
+    start: t.start,
+    end: t.end,
+    dag_file: t.dag_file,
+    dag_file_hash: t.dag_file_hash,
+    git_commit: t.git_commit,
+    operator: t.operator,
+    executor: t.executor,
+    image: t.image,
+    image_digest: t.image_digest,
+    params: t.params,
+    conf: t.conf,
+    metrics: t.metrics,
+    return_value: t.return_value?.value !== undefined ? t.return_value.value : null,
+    inputs: [],
+    upstream: [],
+    outputs: [],
+    downstream: [],
+  };
+}
+
+/** What a try recorded about `uri` among its outputs (artifacts), if anything. */
+function outputRecord(t: TryRecord, uri: string): ArtifactRecord | undefined {
+  return t.artifacts.find((a) => a.uri === uri && !a.error);
+}
+
+function inputRecord(t: TryRecord, uri: string): ArtifactRecord | undefined {
+  return t.inputs?.find((a) => a.uri === uri && !a.error);
+}
+
+/** Same content when both hashes are known; unknown hashes do not rule a match out. */
+function sameVersion(a: string | null | undefined, b: string | null | undefined): boolean {
+  return !a || !b || a === b;
+}
+
+class Walker {
+  private readonly seenUp = new Set<string>();
+  private readonly seenDown = new Set<string>();
+  private readonly cache = new Map<string, Promise<TryRecord | null>>();
+
+  constructor(
+    private readonly store: LineageStore,
+    private readonly depth: number,
+    private readonly maxFanout: number,
+  ) {}
+
+  private getTry(id: string): Promise<TryRecord | null> {
+    let p = this.cache.get(id);
+    if (!p) this.cache.set(id, (p = this.store.getTry(id)));
+    return p;
+  }
+
+  /** The producer of the version of `uri` that `consumer` read: same hash, else the newest that ended before it started. */
+  async producerFor(uri: string, sha: string | null, before: number): Promise<TryRecord | undefined> {
+    const producers = await this.store.producersOf(uri);
+    const byHash = sha ? producers.filter((p) => outputRecord(p, uri)?.sha256 === sha) : [];
+    if (byHash.length) return byHash.find((p) => ms(p.end) <= before) ?? byHash[byHash.length - 1];
+    return producers.find((p) => ms(p.end) <= before);
+  }
+
+  async up(t: TryRecord, level: number): Promise<TryNode> {
+    const node = tryNodeFrom(t);
+    if (this.seenUp.has(t.id)) return { ...node, elided: 'seen' };
+    if (level >= this.depth) return { ...node, elided: 'depth' };
+    this.seenUp.add(t.id);
+    for (const uri of t.inlets) {
+      const read = inputRecord(t, uri);
+      const ds = datasetFrom(uri, read);
+      const producer = await this.producerFor(uri, read?.sha256 ?? null, ms(t.start));
+      if (producer) {
+        if (!read) Object.assign(ds, datasetFrom(uri, outputRecord(producer, uri)), { produced_by: [] });
+        ds.produced_by.push(await this.up(producer, level + 1));
+      }
+      node.inputs.push(ds);
+    }
+    for (const id of t.upstream_tries ?? []) {
+      const u = await this.getTry(id);
+      if (u) node.upstream.push(await this.up(u, level + 1));
+    }
+    return node;
+  }
+
+  /** Tries that read the version `sha` of `uri` produced at `after` (epoch ms). */
+  async consumersFor(uri: string, sha: string | null, after: number): Promise<TryRecord[]> {
+    const consumers = await this.store.consumersOf(uri);
+    return consumers
+      .filter((c) => {
+        const read = inputRecord(c, uri);
+        return read?.sha256 && sha ? read.sha256 === sha : ms(c.start) >= after;
+      })
+      .slice(0, this.maxFanout)
+      .reverse();
+  }
+
+  async down(t: TryRecord, level: number): Promise<TryNode> {
+    const node = tryNodeFrom(t);
+    if (this.seenDown.has(t.id)) return { ...node, elided: 'seen' };
+    if (level >= this.depth) return { ...node, elided: 'depth' };
+    this.seenDown.add(t.id);
+    if (t.state === 'success') {
+      const uris = [...new Set([...t.artifacts.filter((a) => !a.error).map((a) => a.uri), ...t.outlets])];
+      for (const uri of uris) {
+        const rec = outputRecord(t, uri);
+        const ds = datasetFrom(uri, rec);
+        for (const c of await this.consumersFor(uri, rec?.sha256 ?? null, ms(t.end))) ds.consumed_by.push(await this.down(c, level + 1));
+        node.outputs.push(ds);
+      }
+    }
+    const sameRun = await this.store.tries(t.dag_id, t.run_id);
+    for (const d of sameRun) {
+      if (d.upstream_tries?.includes(t.id)) node.downstream.push(await this.down(d, level + 1));
+    }
+    return node;
+  }
+}
+
+async function currentHash(uri: string): Promise<{ sha256: string; size: number } | null> {
+  const path = localPathOf(uri);
+  if (!path) return null;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) return null;
+    return { sha256: await sha256File(path), size: st.size };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The lineage graph around an artifact or dataset URI (a local path is accepted too).
+ *
+ * Upstream: the try that produced the root's current version (for a local file, the producer
+ * whose recorded SHA-256 matches the file on disk; else the newest), then recursively the
+ * datasets it read (each resolved to the producer of the version read) and the tries of its
+ * upstream tasks in the same run, so a model reaches back to its data set through steps that
+ * passed data by XCom. Downstream: the tries that read that version, what they produced, and
+ * the tries downstream of them in their run.
+ *
+ * @example const g = await lineageGraph(store, 'artifacts/iris/model.json'); console.log(renderTree(g));
+ */
+export async function lineageGraph(store: LineageStore, uri: string, opts: LineageQueryOptions = {}): Promise<DatasetNode> {
+  const root = normalizeUri(uri);
+  const walker = new Walker(store, opts.depth ?? 10, opts.maxFanout ?? 20);
+  const direction = opts.direction ?? 'both';
+  const producers = await store.producersOf(root);
+  const onDisk = await currentHash(root);
+  let chosen: TryRecord[];
+  if (opts.allProducers) chosen = producers.slice(0, opts.maxFanout ?? 20);
+  else {
+    const match = onDisk ? producers.find((p) => outputRecord(p, root)?.sha256 === onDisk.sha256) : undefined;
+    chosen = match ? [match] : producers.slice(0, 1);
+  }
+  const described = chosen[0] ? outputRecord(chosen[0], root) : undefined;
+  const node = datasetFrom(root, described);
+  if (onDisk) Object.assign(node, { sha256: onDisk.sha256, size: onDisk.size, media_type: node.media_type ?? mediaTypeOf(root) });
+  if (direction !== 'downstream') for (const p of chosen) node.produced_by.push(await walker.up(p, 0));
+  if (direction !== 'upstream') {
+    const after = chosen[0] ? ms(chosen[0].end) : 0;
+    for (const c of await walker.consumersFor(root, node.sha256, after)) node.consumed_by.push(await walker.down(c, 0));
+  }
+  return node;
+}
+
+/** An artifact or dataset as listed in a run's provenance. */
+export interface DatasetRef {
+  uri: string;
+  sha256: string | null;
+  size: number | null;
+  media_type: string | null;
+  etag: string | null;
+  version_id: string | null;
+}
+
+export interface TryProvenance {
+  id: string;
+  task_id: string;
+  map_index: number;
+  try_number: number;
+  state: string;
+  start: string;
+  end: string;
+  duration_s: number;
+  operator: string;
+  executor: string;
+  image: string | null;
+  image_digest: string | null;
+  argv: string[] | null;
+  resources: ResourcesAsked;
+  node: string | null;
+  gpu_model: string | null;
+  exit_code: number | null;
+  error: string | null;
+  metrics: Record<string, number>;
+  return_value: Json | null;
+  inputs: DatasetRef[];
+  outputs: DatasetRef[];
+  upstream_tries: string[];
+  cost: ResourceCost;
+}
+
+/** Everything about one run's provenance, for `podflow runs show --lineage`. */
+export interface RunProvenance {
+  dag_id: string;
+  run_id: string;
+  run_type: string | null;
+  logical_date: string | null;
+  dag_file: string;
+  dag_file_hash: string;
+  git_commit: string | null;
+  conf: Record<string, Json>;
+  params: Record<string, Json>;
+  start: string;
+  end: string;
+  /** Datasets the run read that it did not produce itself. */
+  inputs: DatasetRef[];
+  /** Datasets and artifacts the run produced (successful tries only). */
+  outputs: DatasetRef[];
+  /** The final metrics of the run: each task's last try, merged in task order. */
+  metrics: Record<string, number>;
+  cost: ResourceCost;
+  tries: TryProvenance[];
+}
+
+function ref(uri: string, a: ArtifactRecord | undefined): DatasetRef {
+  return {
+    uri,
+    sha256: a?.sha256 ?? null,
+    size: a?.size ?? null,
+    media_type: a?.media_type ?? null,
+    etag: a?.etag ?? null,
+    version_id: a?.version_id ?? null,
+  };
+}
+
+/**
+ * The whole provenance of one run: code (DAG file hash, git commit), settings (conf,
+ * params), every try with its inputs, outputs, metrics and cost, and the run's external
+ * inputs and produced outputs. Null when no lineage is recorded for the run (never ran
+ * a task, or past retention).
+ */
+export async function runProvenance(store: LineageStore, dag_id: string, run_id: string): Promise<RunProvenance | null> {
+  const tries = await store.tries(dag_id, run_id);
+  if (tries.length === 0) return null;
+  const last = tries.reduce((a, b) => (ms(b.end) >= ms(a.end) ? b : a));
+  const produced = new Map<string, DatasetRef>();
+  const read = new Map<string, DatasetRef>();
+  const metrics: Record<string, number> = {};
+  const tp: TryProvenance[] = tries.map((t) => {
+    const outputs =
+      t.state === 'success'
+        ? [...new Set([...t.artifacts.filter((a) => !a.error).map((a) => a.uri), ...t.outlets])].map((u) => ref(u, outputRecord(t, u)))
+        : [];
+    const inputs = t.inlets.map((u) => ref(u, inputRecord(t, u)));
+    for (const o of outputs) produced.set(o.uri, o);
+    for (const i of inputs) if (!read.has(i.uri)) read.set(i.uri, i);
+    Object.assign(metrics, t.metrics);
+    return {
+      id: t.id,
+      task_id: t.task_id,
+      map_index: t.map_index,
+      try_number: t.try_number,
+      state: t.state,
+      start: t.start,
+      end: t.end,
+      duration_s: t.duration_s,
+      operator: t.operator,
+      executor: t.executor,
+      image: t.image,
+      image_digest: t.image_digest,
+      argv: t.argv,
+      resources: t.resources,
+      node: t.node,
+      gpu_model: t.gpu_model,
+      exit_code: t.exit_code,
+      error: t.error,
+      metrics: t.metrics,
+      return_value: t.return_value?.value !== undefined ? t.return_value.value : null,
+      inputs,
+      outputs,
+      upstream_tries: t.upstream_tries ?? [],
+      cost: t.cost,
+    };
+  });
+  return {
+    dag_id,
+    run_id,
+    run_type: last.run_type,
+    logical_date: last.logical_date,
+    dag_file: last.dag_file,
+    dag_file_hash: last.dag_file_hash,
+    git_commit: last.git_commit,
+    conf: last.conf,
+    params: last.params,
+    start: tries.reduce((a, t) => (ms(t.start) < ms(a) ? t.start : a), tries[0].start),
+    end: last.end,
+    inputs: [...read.values()].filter((r) => !produced.has(r.uri)),
+    outputs: [...produced.values()],
+    metrics,
+    cost: await store.runCost(dag_id, run_id),
+    tries: tp,
+  };
+}
+
+// ---- terminal rendering ----
+
+/** First 12 hex characters of a hash, prefixed with its algorithm: `sha256:3f2a9c1b4e5d`. */
+export function shortHash(h: string | null | undefined): string {
+  if (!h) return '-';
+  const [algo, hex] = h.includes(':') ? h.split(':', 2) : ['sha256', h];
+  return `${algo}:${hex.slice(0, 12)}`;
+}
+
+function humanSize(n: number | null): string | null {
+  if (n === null) return null;
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+function kv(o: Record<string, Json | number>): string {
+  return Object.keys(o)
+    .sort()
+    .map((k) => `${k}=${typeof o[k] === 'string' ? o[k] : JSON.stringify(o[k])}`)
+    .join(' ');
+}
+
+function datasetLine(d: DatasetRef | DatasetNode): string {
+  const parts = [d.uri];
+  if (d.sha256) parts.push(shortHash(d.sha256));
+  if (d.version_id) parts.push(`version ${d.version_id}`);
+  else if (d.etag) parts.push(`etag ${d.etag}`);
+  const size = humanSize(d.size);
+  if (size) parts.push(size);
+  if (d.media_type) parts.push(d.media_type);
+  return parts.join('  ');
+}
+
+function tryHeader(t: TryNode): string {
+  const map = t.map_index >= 0 ? `[${t.map_index}]` : '';
+  return `${t.dag_id}.${t.task_id}${map}  try ${t.try_number}  ${t.state}`;
+}
+
+function tryDetails(t: TryNode): string[] {
+  if (t.elided === 'seen') return ['(shown above)'];
+  const lines = [`run ${t.run_id}  ${t.start} → ${t.end}`];
+  let code = `code ${t.dag_file} ${shortHash(t.dag_file_hash)}`;
+  if (t.git_commit) code += `  git ${t.git_commit.slice(0, 12)}`;
+  lines.push(code);
+  if (t.image) lines.push(`image ${t.image}${t.image_digest ? `@${shortHash(t.image_digest)}` : ''}`);
+  if (Object.keys(t.params).length) lines.push(`params ${kv(t.params)}`);
+  const confOnly = Object.fromEntries(Object.entries(t.conf).filter(([k]) => !(k in t.params)));
+  if (Object.keys(confOnly).length) lines.push(`conf ${kv(confOnly)}`);
+  if (Object.keys(t.metrics).length) lines.push(`metrics ${kv(t.metrics)}`);
+  if (t.elided === 'depth') lines.push('(depth limit reached; query this try’s inputs to go further)');
+  return lines;
+}
+
+interface Labeled {
+  label: string;
+  node: LineageNode;
+}
+
+function children(n: LineageNode): Labeled[] {
+  if (n.kind === 'dataset') {
+    return [
+      ...n.produced_by.map((node) => ({ label: 'produced by', node })),
+      ...n.consumed_by.map((node) => ({ label: 'read by', node })),
+    ];
+  }
+  return [
+    ...n.inputs.map((node) => ({ label: 'read', node })),
+    ...n.upstream.map((node) => ({ label: 'after', node })),
+    ...n.outputs.map((node) => ({ label: 'wrote', node })),
+    ...n.downstream.map((node) => ({ label: 'before', node })),
+  ];
+}
+
+function renderInto(lines: string[], n: LineageNode, label: string | null, prefix: string, last: boolean): void {
+  const branch = label === null ? '' : last ? '└─ ' : '├─ ';
+  const cont = label === null ? '' : last ? '   ' : '│  ';
+  const head = n.kind === 'dataset' ? datasetLine(n) : tryHeader(n);
+  lines.push(`${prefix}${branch}${label ? `${label} ` : ''}${head}`);
+  const kids = children(n);
+  const inner = prefix + cont;
+  if (n.kind === 'try') for (const d of tryDetails(n)) lines.push(`${inner}${kids.length ? '│  ' : '   '}${d}`);
+  kids.forEach((k, i) => renderInto(lines, k.node, k.label, inner, i === kids.length - 1));
+}
+
+/**
+ * The lineage graph as a tree for the terminal: datasets with shortened hashes, sizes and
+ * media types; tries with their run, code hash and git commit, image, params (the chosen
+ * hyper-parameters) and metrics (accuracy …).
+ *
+ * @example
+ * file:///srv/artifacts/iris/model.json  sha256:3f2a9c1b4e5d  12.1 KiB  application/json
+ * └─ produced by iris_training.train  try 1  success
+ *       run manual__2026-12-03T18:00:00Z  …
+ *       params max_depth=4 n_estimators=50
+ *       metrics accuracy=0.9667
+ *    └─ after iris_training.split  try 1  success
+ *       …
+ *       └─ read file:///srv/data/iris.csv  sha256:9a8b7c6d5e4f  4.4 KiB  text/csv
+ */
+export function renderTree(node: LineageNode): string {
+  const lines: string[] = [];
+  renderInto(lines, node, null, '', true);
+  if (node.kind === 'dataset' && node.produced_by.length === 0 && node.consumed_by.length === 0) {
+    lines.push('   (no recorded producer or consumer: it was never declared as an inlet, outlet or artifact, or its records are past retention)');
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** A run's provenance for the terminal (`podflow runs show --lineage`). */
+export function renderProvenance(p: RunProvenance): string {
+  const out: string[] = [];
+  out.push(`run ${p.run_id} of ${p.dag_id}${p.run_type ? ` (${p.run_type})` : ''}  ${p.start} → ${p.end}`);
+  let code = `code ${p.dag_file} ${shortHash(p.dag_file_hash)}`;
+  if (p.git_commit) code += `  git ${p.git_commit.slice(0, 12)}`;
+  out.push(code);
+  if (Object.keys(p.params).length) out.push(`params ${kv(p.params)}`);
+  if (Object.keys(p.conf).length) out.push(`conf ${kv(p.conf)}`);
+  if (Object.keys(p.metrics).length) out.push(`metrics ${kv(p.metrics)}`);
+  out.push(`cost cpu ${p.cost.cpu_seconds} core·s  memory ${p.cost.memory_gib_seconds} GiB·s  gpu ${p.cost.gpu_seconds} GPU·s (asked)`);
+  out.push('inputs');
+  for (const d of p.inputs) out.push(`  ${datasetLine(d)}`);
+  if (!p.inputs.length) out.push('  (none declared)');
+  out.push('outputs');
+  for (const d of p.outputs) out.push(`  ${datasetLine(d)}`);
+  if (!p.outputs.length) out.push('  (none)');
+  out.push('tries');
+  for (const t of p.tries) {
+    const map = t.map_index >= 0 ? `[${t.map_index}]` : '';
+    out.push(`  ${t.task_id}${map}  try ${t.try_number}  ${t.state}  ${t.duration_s}s  ${t.operator}/${t.executor}${t.exit_code !== null ? `  exit ${t.exit_code}` : ''}`);
+    if (t.image) out.push(`    image ${t.image}${t.image_digest ? `@${shortHash(t.image_digest)}` : ''}`);
+    if (t.argv) out.push(`    argv ${JSON.stringify(t.argv)}`);
+    if (t.node || t.gpu_model) out.push(`    on ${t.node ?? '?'}${t.gpu_model ? ` gpu ${t.gpu_model}` : ''}`);
+    for (const d of t.inputs) out.push(`    read ${datasetLine(d)}`);
+    for (const d of t.outputs) out.push(`    wrote ${datasetLine(d)}`);
+    if (Object.keys(t.metrics).length) out.push(`    metrics ${kv(t.metrics)}`);
+    if (t.error) out.push(`    error ${t.error}`);
+  }
+  return out.join('\n') + '\n';
+}
