@@ -1,0 +1,454 @@
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { redisUrl, uniquePrefix } from '../support/redis.ts';
+import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskOutcome, TaskSpec } from '../../src/dag/types.ts';
+import { createLineage, type Lineage, type TryEndInfo } from '../../src/lineage/lineage.ts';
+import { lineageGraph, renderProvenance, renderTree, runProvenance, type DatasetNode, type TryNode } from '../../src/lineage/query.ts';
+import { LineageStore } from '../../src/lineage/store.ts';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const silent = pino({ level: 'silent' });
+
+function taskSpec(task_id: string, over: Partial<TaskSpec> = {}): TaskSpec {
+  return {
+    task_id,
+    operator: 'python',
+    operator_args: {},
+    upstream_task_ids: [],
+    downstream_task_ids: [],
+    trigger_rule: 'all_success',
+    retries: 0,
+    retry_delay_ms: 1000,
+    retry_exponential_backoff: false,
+    max_retry_delay_ms: null,
+    execution_timeout_ms: null,
+    pool: 'default_pool',
+    pool_slots: 1,
+    priority_weight: 1,
+    weight_rule: 'downstream',
+    queue: 'default',
+    depends_on_past: false,
+    wait_for_downstream: false,
+    task_group: null,
+    inlets: [],
+    outlets: [],
+    artifacts: [],
+    expand: null,
+    doc: null,
+    ...over,
+  };
+}
+
+function dagSpec(file: string, fileHash: string, tasks: TaskSpec[], params: Record<string, Json> = {}): DagSpec {
+  return {
+    dag_id: 'iris_training',
+    description: null,
+    file,
+    file_hash: fileHash,
+    schedule: { cron: '@daily', timezone: 'UTC', datasets: null },
+    start_date: null,
+    end_date: null,
+    catchup: false,
+    tags: [],
+    params,
+    max_active_runs: 1,
+    max_active_tasks: 16,
+    dagrun_timeout_ms: null,
+    owner: 'ml',
+    tasks,
+    extra: {},
+  };
+}
+
+function runRecord(run_id: string, conf: Record<string, Json> = {}): DagRunRecord {
+  return {
+    dag_id: 'iris_training',
+    dag_run_id: run_id,
+    run_type: 'manual',
+    state: 'running',
+    logical_date: '2026-12-03T10:00:00.000Z',
+    data_interval_start: '2026-12-02T10:00:00.000Z',
+    data_interval_end: '2026-12-03T10:00:00.000Z',
+    conf,
+    external_trigger: true,
+    queued_at: null,
+    start_date: '2026-12-03T10:00:00.000Z',
+    end_date: null,
+    last_scheduling_decision: null,
+    note: null,
+  };
+}
+
+function ti(run_id: string, task_id: string, try_number: number, start: string, end: string): TaskInstanceRecord {
+  return {
+    dag_id: 'iris_training',
+    dag_run_id: run_id,
+    task_id,
+    map_index: -1,
+    state: 'running',
+    try_number,
+    max_tries: 1,
+    start_date: start,
+    end_date: end,
+    duration: null,
+    hostname: 'worker-1',
+    pool: 'default_pool',
+    pool_slots: 1,
+    priority_weight: 1,
+    operator: 'python',
+    queued_when: null,
+    next_attempt_at: null,
+    sensor_started_at: null,
+    note: null,
+  };
+}
+
+let redis: Redis;
+let dir: string;
+const opened: Lineage[] = [];
+
+function lineage(prefix = uniquePrefix('lineage')): Lineage {
+  const l = createLineage({ redis, prefix, env: {}, logger: silent, cwd: dir });
+  opened.push(l);
+  return l;
+}
+
+beforeAll(async () => {
+  redis = new Redis(redisUrl());
+  dir = await mkdtemp(join(tmpdir(), 'pf-lineage-store-'));
+});
+afterAll(async () => {
+  for (const l of opened) await l.close();
+  redis.disconnect();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function runTask(
+  l: Lineage,
+  dag: DagSpec,
+  run: DagRunRecord,
+  task: TaskSpec,
+  times: [string, string],
+  extra: Partial<TryEndInfo> & { outcome?: TaskOutcome; try_number?: number } = {},
+) {
+  const t = ti(run.dag_run_id, task.task_id, extra.try_number ?? 1, times[0], times[1]);
+  l.tryStarted({ dag, task, run, ti: t, executor: 'local' });
+  return l.tryFinished({
+    dag,
+    task,
+    run,
+    ti: t,
+    executor: 'local',
+    outcome: extra.outcome ?? { state: 'success' },
+    artifacts_registered: extra.artifacts_registered ?? [],
+    metrics: extra.metrics,
+    ...(extra.upstream_tries ? { upstream_tries: extra.upstream_tries } : {}),
+  });
+}
+
+describe('a model file traced back to its data set through a step that passes data by XCom', () => {
+  const RUN = 'manual__2026-12-03T10:00:00+00:00';
+  const DATA = 'sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n7.0,3.2,4.7,1.4,versicolor\n';
+  const MODEL = '{"kind":"random-forest","trees":50}';
+  const DAG_SRC = "export default dag('iris_training')\n";
+  let l: Lineage;
+  let store: LineageStore;
+  let commit: string;
+  let dagFile: string;
+  let dataUri: string;
+  let modelUri: string;
+  let metricsUri: string;
+
+  beforeAll(async () => {
+    await mkdir(join(dir, 'repo', 'dags'), { recursive: true });
+    await mkdir(join(dir, 'data'));
+    await mkdir(join(dir, 'artifacts'));
+    dagFile = join(dir, 'repo', 'dags', 'iris_training.ts');
+    await writeFile(dagFile, DAG_SRC);
+    const git = (...a: string[]) => execFileSync('git', ['-C', join(dir, 'repo'), ...a], { encoding: 'utf8' }).trim();
+    git('init', '-q');
+    git('add', '.');
+    git('-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-q', '-m', 'iris');
+    commit = git('rev-parse', 'HEAD');
+    await writeFile(join(dir, 'data', 'iris.csv'), DATA);
+    dataUri = pathToFileURL(join(dir, 'data', 'iris.csv')).href;
+    modelUri = pathToFileURL(join(dir, 'artifacts', 'model.json')).href;
+    metricsUri = pathToFileURL(join(dir, 'artifacts', 'metrics.json')).href;
+
+    l = lineage();
+    store = l.store;
+    const split = taskSpec('split', { inlets: ['data/iris.csv'], downstream_task_ids: ['train'] });
+    const train = taskSpec('train', {
+      upstream_task_ids: ['split'],
+      downstream_task_ids: ['evaluate'],
+      artifacts: ['artifacts/model.json'],
+      operator_args: { resources: { cpu: '2', memory: '4Gi' } },
+    });
+    const evaluate = taskSpec('evaluate', { upstream_task_ids: ['train'], inlets: ['artifacts/model.json'] });
+    const dag = dagSpec(dagFile, sha(DAG_SRC), [split, train, evaluate], { n_estimators: 50, max_depth: 4 });
+    const run = runRecord(RUN, { max_depth: 5 });
+    await runTask(l, dag, run, split, ['2026-12-03T10:00:01.000Z', '2026-12-03T10:00:02.000Z'], {
+      outcome: { state: 'success', return_value: { train_rows: 120, test_rows: 30 } },
+    });
+    await writeFile(join(dir, 'artifacts', 'model.json'), MODEL);
+    await writeFile(join(dir, 'artifacts', 'metrics.json'), '{"accuracy":0.9667}');
+    await runTask(l, dag, run, train, ['2026-12-03T10:00:03.000Z', '2026-12-03T10:00:33.000Z'], {
+      artifacts_registered: [{ uri: 'artifacts/metrics.json', meta: { media_type: 'application/json' } }],
+      metrics: { accuracy: 0.9667 },
+    });
+    await runTask(l, dag, run, evaluate, ['2026-12-03T10:00:34.000Z', '2026-12-03T10:00:35.000Z'], { metrics: { accuracy: 0.9667 } });
+  });
+
+  const tryNode = (task: string, over: Partial<TryNode>): TryNode => ({
+    kind: 'try',
+    id: `iris_training/${RUN}/${task}/-1/1`,
+    dag_id: 'iris_training',
+    run_id: RUN,
+    task_id: task,
+    map_index: -1,
+    try_number: 1,
+    state: 'success',
+    start: '',
+    end: '',
+    dag_file: dagFile,
+    dag_file_hash: sha(DAG_SRC),
+    git_commit: commit,
+    operator: 'python',
+    executor: 'local',
+    image: null,
+    image_digest: null,
+    params: { n_estimators: 50, max_depth: 5 },
+    conf: { max_depth: 5 },
+    metrics: {},
+    return_value: null,
+    inputs: [],
+    upstream: [],
+    outputs: [],
+    downstream: [],
+    ...over,
+  });
+  const ds = (uri: string, content: string, media: string, over: Partial<DatasetNode> = {}): DatasetNode => ({
+    kind: 'dataset',
+    uri,
+    sha256: sha(content),
+    size: Buffer.byteLength(content),
+    media_type: media,
+    etag: null,
+    version_id: null,
+    produced_by: [],
+    consumed_by: [],
+    ...over,
+  });
+
+  it('returns the graph as JSON: model <- train (params, accuracy) <- split (XCom) <- data file hash, and model -> evaluate', async () => {
+    const g = await lineageGraph(store, join(dir, 'artifacts', 'model.json'));
+    expect(g).toEqual(
+      ds(modelUri, MODEL, 'application/json', {
+        produced_by: [
+          tryNode('train', {
+            start: '2026-12-03T10:00:03.000Z',
+            end: '2026-12-03T10:00:33.000Z',
+            metrics: { accuracy: 0.9667 },
+            upstream: [
+              tryNode('split', {
+                start: '2026-12-03T10:00:01.000Z',
+                end: '2026-12-03T10:00:02.000Z',
+                return_value: { train_rows: 120, test_rows: 30 },
+                inputs: [ds(dataUri, DATA, 'text/csv')],
+              }),
+            ],
+          }),
+        ],
+        consumed_by: [
+          tryNode('evaluate', {
+            start: '2026-12-03T10:00:34.000Z',
+            end: '2026-12-03T10:00:35.000Z',
+            metrics: { accuracy: 0.9667 },
+          }),
+        ],
+      }),
+    );
+  });
+
+  it('renders the tree naming the data set hash, the run, the code hash, the hyper-parameters and the accuracy', async () => {
+    const text = renderTree(await lineageGraph(store, modelUri));
+    const h = (s: string) => `sha256:${sha(s).slice(0, 12)}`;
+    const code = `code ${dagFile} ${h(DAG_SRC)}  git ${commit.slice(0, 12)}`;
+    expect(text).toBe(
+      [
+        `${modelUri}  ${h(MODEL)}  ${MODEL.length} B  application/json`,
+        `├─ produced by iris_training.train  try 1  success`,
+        `│  │  run ${RUN}  2026-12-03T10:00:03.000Z → 2026-12-03T10:00:33.000Z`,
+        `│  │  ${code}`,
+        `│  │  params max_depth=5 n_estimators=50`,
+        `│  │  metrics accuracy=0.9667`,
+        `│  └─ after iris_training.split  try 1  success`,
+        `│     │  run ${RUN}  2026-12-03T10:00:01.000Z → 2026-12-03T10:00:02.000Z`,
+        `│     │  ${code}`,
+        `│     │  params max_depth=5 n_estimators=50`,
+        `│     └─ read ${dataUri}  ${h(DATA)}  ${DATA.length} B  text/csv`,
+        `└─ read by iris_training.evaluate  try 1  success`,
+        `      run ${RUN}  2026-12-03T10:00:34.000Z → 2026-12-03T10:00:35.000Z`,
+        `      ${code}`,
+        `      params max_depth=5 n_estimators=50`,
+        `      metrics accuracy=0.9667`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('walks downstream from the data set: split, then train (by XCom) and what train wrote', async () => {
+    const g = await lineageGraph(store, dataUri, { direction: 'downstream' });
+    const names = (n: DatasetNode | TryNode): unknown =>
+      n.kind === 'dataset'
+        ? { ds: n.uri, by: n.consumed_by.map(names) }
+        : { try: n.task_id, wrote: n.outputs.map(names), then: n.downstream.map(names) };
+    expect(names(g)).toEqual({
+      ds: dataUri,
+      by: [
+        {
+          try: 'split',
+          wrote: [],
+          then: [
+            {
+              try: 'train',
+              wrote: [
+                { ds: modelUri, by: [{ try: 'evaluate', wrote: [], then: [] }] },
+                { ds: metricsUri, by: [] },
+              ],
+              then: [{ try: 'evaluate', wrote: [], then: [] }],
+            },
+          ],
+        },
+      ],
+    });
+  });
+
+  it('gives the whole provenance of the run, with its external inputs, outputs, metrics and cost', async () => {
+    const p = await runProvenance(store, 'iris_training', RUN);
+    expect(p && { ...p, tries: p.tries.map((t) => [t.task_id, t.state, t.upstream_tries]) }).toEqual({
+      dag_id: 'iris_training',
+      run_id: RUN,
+      run_type: 'manual',
+      logical_date: '2026-12-03T10:00:00.000Z',
+      dag_file: dagFile,
+      dag_file_hash: sha(DAG_SRC),
+      git_commit: commit,
+      conf: { max_depth: 5 },
+      params: { n_estimators: 50, max_depth: 5 },
+      start: '2026-12-03T10:00:01.000Z',
+      end: '2026-12-03T10:00:35.000Z',
+      inputs: [{ uri: dataUri, sha256: sha(DATA), size: DATA.length, media_type: 'text/csv', etag: null, version_id: null }],
+      outputs: [
+        { uri: modelUri, sha256: sha(MODEL), size: MODEL.length, media_type: 'application/json', etag: null, version_id: null },
+        { uri: metricsUri, sha256: sha('{"accuracy":0.9667}'), size: 19, media_type: 'application/json', etag: null, version_id: null },
+      ],
+      metrics: { accuracy: 0.9667 },
+      cost: { cpu_seconds: 60, memory_gib_seconds: 120, gpu_seconds: 0 },
+      tries: [
+        ['split', 'success', []],
+        ['train', 'success', [`iris_training/${RUN}/split/-1/1`]],
+        ['evaluate', 'success', [`iris_training/${RUN}/train/-1/1`]],
+      ],
+    });
+    const text = renderProvenance(p!);
+    expect(text.split('\n').slice(0, 6)).toEqual([
+      `run ${RUN} of iris_training (manual)  2026-12-03T10:00:01.000Z → 2026-12-03T10:00:35.000Z`,
+      `code ${dagFile} sha256:${sha(DAG_SRC).slice(0, 12)}  git ${commit.slice(0, 12)}`,
+      'params max_depth=5 n_estimators=50',
+      'conf max_depth=5',
+      'metrics accuracy=0.9667',
+      'cost cpu 60 core·s  memory 120 GiB·s  gpu 0 GPU·s (asked)',
+    ]);
+  });
+
+  it('exports every record as NDJSON, filtered by DAG and time', async () => {
+    const all = new PassThrough();
+    const chunks: string[] = [];
+    all.on('data', (c) => chunks.push(String(c)));
+    expect(await store.exportNdjson(all)).toBe(3);
+    expect(chunks.join('').trimEnd().split('\n').map((l) => JSON.parse(l).task_id)).toEqual(['split', 'train', 'evaluate']);
+    expect(await store.exportNdjson(new PassThrough().resume(), { dag_id: 'iris_training', since: '2026-12-03T10:00:33.000Z' })).toBe(2);
+    expect(await store.exportNdjson(new PassThrough().resume(), { dag_id: 'other' })).toBe(0);
+  });
+
+  it('keeps records for the retention period', async () => {
+    const ttl = await redis.ttl(`${store.producedKey(modelUri).replace(/produced:.*$/, '')}try:iris_training/${RUN}/train/-1/1`);
+    expect([30 * 86400 - 1, 30 * 86400]).toContain(ttl);
+  });
+});
+
+describe('versions, failures and retries', () => {
+  it('picks the producer whose recorded hash matches the file on disk', async () => {
+    const l = lineage();
+    const dagFile = join(dir, 'v.ts');
+    const train = taskSpec('train', { artifacts: ['versions/model.json'] });
+    const dag = dagSpec(dagFile, sha('v'), [train]);
+    await mkdir(join(dir, 'versions'), { recursive: true });
+    const model = join(dir, 'versions', 'model.json');
+    await writeFile(model, '{"v":1}');
+    await runTask(l, dag, runRecord('run_a'), train, ['2026-12-01T00:00:00.000Z', '2026-12-01T00:01:00.000Z']);
+    await writeFile(model, '{"v":2}');
+    await runTask(l, dag, runRecord('run_b'), train, ['2026-12-02T00:00:00.000Z', '2026-12-02T00:01:00.000Z']);
+    expect((await lineageGraph(l.store, model)).produced_by.map((t) => t.run_id)).toEqual(['run_b']);
+    await writeFile(model, '{"v":1}');
+    expect((await lineageGraph(l.store, model)).produced_by.map((t) => t.run_id)).toEqual(['run_a']);
+    expect((await lineageGraph(l.store, model, { allProducers: true })).produced_by.map((t) => t.run_id)).toEqual(['run_b', 'run_a']);
+  });
+
+  it('does not index a failed try as a producer, and follows the successful retry', async () => {
+    const l = lineage();
+    const dagFile = join(dir, 'f.ts');
+    await mkdir(join(dir, 'retry'), { recursive: true });
+    const prep = taskSpec('prep', { outlets: ['s3://lake/iris/clean.parquet'], operator_args: { resources: { cpu: '1', gpus: 1 } } });
+    const fit = taskSpec('fit', { upstream_task_ids: ['prep'] });
+    const dag = dagSpec(dagFile, sha('f'), [prep, fit]);
+    const run = runRecord('run_r');
+    const failed = await runTask(l, dag, run, prep, ['2026-12-01T00:00:00.000Z', '2026-12-01T00:00:10.000Z'], {
+      outcome: { state: 'failed', error: 'exit code 1', exit_code: 1 },
+    });
+    expect([failed.state, failed.error, failed.exit_code, failed.artifacts]).toEqual(['failed', 'exit code 1', 1, []]);
+    expect(await l.store.producersOf('s3://lake/iris/clean.parquet')).toEqual([]);
+    await runTask(l, dag, run, prep, ['2026-12-01T00:01:00.000Z', '2026-12-01T00:01:20.000Z'], { try_number: 2 });
+    const fitRec = await runTask(l, dag, run, fit, ['2026-12-01T00:02:00.000Z', '2026-12-01T00:02:05.000Z']);
+    expect(fitRec.upstream_tries).toEqual(['iris_training/run_r/prep/-1/2']);
+    expect((await l.store.producersOf('s3://lake/iris/clean.parquet')).map((t) => t.id)).toEqual(['iris_training/run_r/prep/-1/2']);
+    // both tries of prep cost: 10 s + 20 s of 1 CPU and 1 GPU
+    expect(await l.store.runCost('iris_training', 'run_r')).toEqual({ cpu_seconds: 30, memory_gib_seconds: 0, gpu_seconds: 30 });
+  });
+
+  it('records a missing declared artifact with its error instead of failing', async () => {
+    const l = lineage();
+    const t = taskSpec('train', { artifacts: ['nowhere/model.pt'] });
+    const rec = await runTask(l, dagSpec(join(dir, 'm.ts'), sha('m'), [t]), runRecord('run_m'), t, ['2026-12-01T00:00:00.000Z', '2026-12-01T00:00:01.000Z']);
+    expect([rec.artifacts.length, rec.artifacts[0].sha256, rec.artifacts[0].error?.includes('cannot read')]).toEqual([1, null, true]);
+    expect(await l.store.producersOf(join(dir, 'nowhere/model.pt'))).toEqual([]);
+  });
+
+  it('skips index entries whose record has expired', async () => {
+    const l = lineage();
+    const t = taskSpec('pub', { outlets: ['gs://b/x'] });
+    const rec = await runTask(l, dagSpec(join(dir, 'e.ts'), sha('e'), [t]), runRecord('run_e'), t, ['2026-12-01T00:00:00.000Z', '2026-12-01T00:00:01.000Z']);
+    await redis.del(`${l.store.producedKey('gs://b/x').replace(/produced:.*$/, '')}try:${rec.id}`); // as if its TTL ran out
+    expect(await l.store.producersOf('gs://b/x')).toEqual([]);
+    expect(await redis.zcard(l.store.producedKey('gs://b/x'))).toBe(0);
+  });
+
+  it('says nothing is known about a URI no try declared', async () => {
+    const l = lineage();
+    const g = await lineageGraph(l.store, 's3://unknown/thing');
+    expect(g.produced_by.length + g.consumed_by.length).toBe(0);
+    expect(renderTree(g)).toBe(
+      's3://unknown/thing\n   (no recorded producer or consumer: it was never declared as an inlet, outlet or artifact, or its records are past retention)\n',
+    );
+    expect(await runProvenance(l.store, 'iris_training', 'never')).toBeNull();
+  });
+});
