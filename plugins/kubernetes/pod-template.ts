@@ -1,0 +1,37 @@
+/**
+ * Pod templates: a base V1Pod (object or JSON/YAML file) that a task's fields are merged onto.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { loadYaml, type V1Pod } from '@kubernetes/client-node';
+
+/**
+ * Resolves `pod_template`: an object is used as-is; a string is a path, relative to the DAG
+ * file's folder, to a JSON or YAML pod manifest. Throws with the path and the fix.
+ */
+export function resolvePodTemplate(ref: string | Record<string, unknown> | undefined, dagDir: string, where: string): V1Pod | null {
+  if (ref === undefined) return null;
+  if (typeof ref !== 'string') return structuredClone(ref) as V1Pod;
+  const path = isAbsolute(ref) ? ref : resolve(dagDir, ref);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${where}: pod_template file ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give a path relative to the DAG file's folder`);
+  }
+  let obj: unknown;
+  try {
+    obj = loadYaml(text); // YAML is a superset of JSON
+  } catch (e) {
+    throw new Error(`${where}: pod_template file ${path} is not valid YAML/JSON: ${(e as Error).message}`);
+  }
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new Error(`${where}: pod_template file ${path} must hold one Pod object`);
+  }
+  return obj as V1Pod;
+}
+
+/** Folder used to resolve relative template paths for a DAG file. */
+export function dagDirOf(dagFile: string, dagsFolder: string): string {
+  return dirname(isAbsolute(dagFile) ? dagFile : resolve(dagsFolder, dagFile));
+}

@@ -1,0 +1,168 @@
+/**
+ * Hand-built OperatorRunRequests for calling the pod operator in tests.
+ */
+import pino from 'pino';
+import { Pod } from 'kubernetes-models/v1/Pod';
+import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskSpec } from '../../../src/dag/types.ts';
+import type { AbortReason, OperatorRunRequest, TaskContext, TaskLogger } from '../../../src/executor/operator.ts';
+
+export const silent = pino({ level: 'silent' });
+
+export interface CollectingLogger extends TaskLogger {
+  lines: string[];
+  messages: { level: string; msg: string }[];
+}
+
+/** A TaskLogger that keeps raw lines and messages. */
+export function collectingLogger(): CollectingLogger {
+  const lines: string[] = [];
+  const messages: { level: string; msg: string }[] = [];
+  const at = (level: string) => (msg: string) => void messages.push({ level, msg });
+  return { lines, messages, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), raw: (line) => void lines.push(line) };
+}
+
+export interface RequestParts {
+  dagId?: string;
+  taskId?: string;
+  runId?: string;
+  tryNumber?: number;
+  mapIndex?: number;
+  args: Record<string, Json>;
+  params?: Record<string, Json>;
+  conf?: Record<string, Json>;
+  file?: string;
+}
+
+export interface TestRequest {
+  req: OperatorRunRequest;
+  log: CollectingLogger;
+  controller: AbortController;
+  abort(reason: AbortReason): void;
+}
+
+/** A minimal OperatorRunRequest for a pod task. */
+export function podRequest(p: RequestParts): TestRequest {
+  const dagId = p.dagId ?? 'gpu_finetune';
+  const taskId = p.taskId ?? 'train';
+  const runId = p.runId ?? 'manual__2026-12-03T18:00:00+00:00';
+  const task: TaskSpec = {
+    task_id: taskId,
+    operator: 'pod',
+    operator_args: p.args,
+    upstream_task_ids: [],
+    downstream_task_ids: [],
+    trigger_rule: 'all_success',
+    retries: 3,
+    retry_delay_ms: 1000,
+    retry_exponential_backoff: false,
+    max_retry_delay_ms: null,
+    execution_timeout_ms: null,
+    pool: 'default_pool',
+    pool_slots: 1,
+    priority_weight: 1,
+    weight_rule: 'downstream',
+    queue: 'default',
+    depends_on_past: false,
+    wait_for_downstream: false,
+    task_group: null,
+    inlets: [],
+    outlets: [],
+    artifacts: [],
+    expand: null,
+    doc: null,
+  };
+  const dag: DagSpec = {
+    dag_id: dagId,
+    description: null,
+    file: p.file ?? 'dags/gpu_finetune.ts',
+    file_hash: 'f'.repeat(64),
+    schedule: { cron: null, timezone: 'UTC', datasets: null },
+    start_date: '2026-01-01T00:00:00Z',
+    end_date: null,
+    catchup: false,
+    tags: [],
+    params: p.params ?? {},
+    max_active_runs: 16,
+    max_active_tasks: 16,
+    dagrun_timeout_ms: null,
+    owner: 'ml',
+    tasks: [task],
+    extra: {},
+  };
+  const run: DagRunRecord = {
+    dag_id: dagId,
+    dag_run_id: runId,
+    run_type: 'manual',
+    state: 'running',
+    logical_date: '2026-12-03T18:00:00.000Z',
+    data_interval_start: '2026-12-03T18:00:00.000Z',
+    data_interval_end: '2026-12-03T18:00:00.000Z',
+    conf: p.conf ?? {},
+    external_trigger: true,
+    queued_at: null,
+    start_date: null,
+    end_date: null,
+    last_scheduling_decision: null,
+    note: null,
+  };
+  const ti: TaskInstanceRecord = {
+    dag_id: dagId,
+    dag_run_id: runId,
+    task_id: taskId,
+    map_index: p.mapIndex ?? -1,
+    state: 'running',
+    try_number: p.tryNumber ?? 1,
+    max_tries: 4,
+    start_date: null,
+    end_date: null,
+    duration: null,
+    hostname: 'test',
+    pool: 'default_pool',
+    pool_slots: 1,
+    priority_weight: 1,
+    operator: 'pod',
+    queued_when: null,
+    next_attempt_at: null,
+    sensor_started_at: null,
+    note: null,
+  };
+  const controller = new AbortController();
+  const log = collectingLogger();
+  const context = {
+    dag_id: dagId,
+    run_id: runId,
+    task_id: taskId,
+    map_index: ti.map_index,
+    try_number: ti.try_number,
+    logical_date: new Date(run.logical_date),
+    data_interval_start: new Date(run.data_interval_start),
+    data_interval_end: new Date(run.data_interval_end),
+    params: { ...dag.params, ...run.conf },
+    conf: run.conf,
+    map_value: undefined,
+    log,
+    signal: controller.signal,
+  } as unknown as TaskContext;
+  return {
+    req: { dag, task, run, ti, context, signal: controller.signal, log },
+    log,
+    controller,
+    abort: (reason) => controller.abort(reason),
+  };
+}
+
+/** Validates a pod object against the official Kubernetes schema; throws on the first problem. */
+export function validatePodSchema(obj: unknown): void {
+  new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate();
+}
+
+/** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). */
+export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
