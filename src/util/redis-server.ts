@@ -63,6 +63,7 @@ export async function startPrivateRedis(opts: { dir?: string } = {}): Promise<Pr
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}: ${stderr.trim()}`);
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => {}); // connection refused while the server starts is expected
     try {
       await probe.connect();
       await probe.ping();

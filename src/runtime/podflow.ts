@@ -1,0 +1,201 @@
+import type { Server } from 'node:http';
+import { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
+import type { PodflowConfig } from '../config/config.ts';
+import { CommandOperator } from '../executor/command-operator.ts';
+import { loadPlugins } from '../executor/plugins.ts';
+import { PythonOperator } from '../executor/python-operator.ts';
+import { OperatorRegistry } from '../executor/registry.ts';
+import { DagFolderLoader } from '../loader/dag-loader.ts';
+import { Scheduler, type RunHooks } from '../scheduler/scheduler.ts';
+import { StateStore } from '../state/store.ts';
+import { taskQueue } from '../worker/jobs.ts';
+import { TaskWorker, type TryHooks } from '../worker/worker.ts';
+import { createApiServer } from '../api/server.ts';
+import type { TokenEntry } from '../api/auth.ts';
+import { createLineage, type Lineage } from '../lineage/lineage.ts';
+
+export interface Roles {
+  scheduler?: boolean;
+  worker?: boolean;
+  api?: boolean;
+}
+
+export interface StartOptions {
+  config: PodflowConfig;
+  roles: Roles;
+  logger?: Logger;
+  /** API bearer tokens (already parsed); required when the api role runs. */
+  tokens?: TokenEntry[];
+  tryHooks?: TryHooks;
+  runHooks?: RunHooks;
+}
+
+/** A running Podflow process: whichever of scheduler, worker and API it was asked to run. */
+export interface PodflowHandle {
+  config: PodflowConfig;
+  logger: Logger;
+  redis: Redis;
+  store: StateStore;
+  operators: OperatorRegistry;
+  lineage: Lineage;
+  loader?: DagFolderLoader;
+  scheduler?: Scheduler;
+  worker?: TaskWorker;
+  api?: { server: Server; url: string };
+  stop(): Promise<void>;
+}
+
+export function createLogger(config: Pick<PodflowConfig, 'logLevel'>): Logger {
+  return pino({ level: config.logLevel, base: { service: 'podflow' } });
+}
+
+/** A Redis connection that waits through a Redis restart instead of failing commands. */
+export function connectRedis(url: string, logger: Logger, name: string): Redis {
+  const r = new Redis(url, {
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    connectionName: `podflow-${name}`,
+    retryStrategy: (times) => Math.min(times * 200, 5000),
+  });
+  let down = false;
+  r.on('error', (e) => {
+    if (!down) logger.warn({ connection: name, err: e.message }, `Redis connection '${name}' lost (${e.message}); reconnecting`);
+    down = true;
+  });
+  r.on('ready', () => {
+    if (down) logger.info({ connection: name }, `Redis connection '${name}' is back`);
+    down = false;
+  });
+  return r;
+}
+
+export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
+  const { config, roles } = opts;
+  const logger = opts.logger ?? createLogger(config);
+  if (!config.redisUrl) throw new Error('REDIS_URL is not set; `podflow up` starts a private Redis, other commands need REDIS_URL');
+  const redis = connectRedis(config.redisUrl, logger, 'state');
+  const store = new StateStore(redis, config.prefix);
+  const queue = taskQueue(redis, config.prefix);
+  const operators = new OperatorRegistry();
+  const extra: Redis[] = [];
+  const shutdown: (() => Promise<void> | void)[] = [];
+  const lineage = createLineage({ redis, prefix: config.prefix, env: config.env, logger, retentionDays: config.retentionDays, cwd: config.artifactsFolder });
+
+  const handle: PodflowHandle = {
+    config,
+    logger,
+    redis,
+    store,
+    operators,
+    lineage,
+    async stop() {
+      await handle.api?.server.closeAllConnections?.();
+      await new Promise<void>((r) => (handle.api ? handle.api.server.close(() => r()) : r()));
+      handle.loader?.stop();
+      await handle.scheduler?.stop();
+      await handle.worker?.close();
+      for (const fn of shutdown.reverse()) await fn();
+      await lineage.close();
+      await queue.close();
+      for (const r of extra) r.disconnect();
+      redis.disconnect();
+    },
+  };
+
+  const tryHooks: TryHooks = {
+    tryStarted: (info) => {
+      lineage.tryStarted({ ...info, executor: executorOf(info.task.operator), dags_folder: config.dagsFolder });
+      opts.tryHooks?.tryStarted?.(info);
+    },
+    tryFinished: async (info) => {
+      const argv = info.outcome.facts?.argv;
+      await lineage.tryFinished({
+        ...info,
+        executor: executorOf(info.task.operator),
+        dags_folder: config.dagsFolder,
+        argv: Array.isArray(argv) ? argv.map(String) : null,
+      });
+      await opts.tryHooks?.tryFinished?.(info);
+    },
+  };
+  const runHooks: RunHooks = {
+    runStarted: (dag, run) => {
+      lineage.runStarted({ dag, run });
+      opts.runHooks?.runStarted?.(dag, run);
+    },
+    runFinished: (dag, run) => {
+      lineage.runFinished({ dag, run, state: run.state === 'success' ? 'success' : 'failed' });
+      opts.runHooks?.runFinished?.(dag, run);
+    },
+    beforeTick: opts.runHooks?.beforeTick,
+  };
+
+  if (roles.scheduler) {
+    handle.loader = new DagFolderLoader(store, {
+      folder: config.dagsFolder,
+      importTimeoutMs: config.dagImportTimeoutMs,
+      logger: logger.child({ role: 'loader' }),
+    });
+    await handle.loader.scan();
+    handle.loader.start(config.dagReloadIntervalMs);
+    const sub = connectRedis(config.redisUrl, logger, 'scheduler-events');
+    extra.push(sub);
+    handle.scheduler = new Scheduler({
+      store,
+      queue,
+      subscriber: sub,
+      logger: logger.child({ role: 'scheduler' }),
+      intervalMs: config.schedulerIntervalMs,
+      parallelism: config.parallelism,
+      retentionDays: config.retentionDays,
+      hooks: runHooks,
+    });
+    await handle.scheduler.start();
+  }
+
+  if (roles.worker) {
+    operators.register(new PythonOperator());
+    operators.register(new CommandOperator());
+    const plugins = await loadPlugins(
+      config.pluginsFolder,
+      { operators, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
+      logger,
+    );
+    if (plugins.length) logger.info({ plugins }, `plugins loaded: ${plugins.join(', ')}`);
+    const conn = connectRedis(config.redisUrl, logger, 'worker-jobs');
+    const sub = connectRedis(config.redisUrl, logger, 'worker-kills');
+    extra.push(conn, sub);
+    handle.worker = new TaskWorker({
+      store,
+      connection: conn,
+      subscriber: sub,
+      queue,
+      operators,
+      logger: logger.child({ role: 'worker' }),
+      prefix: config.prefix,
+      concurrency: config.workerConcurrency,
+      name: config.workerName,
+      parallelism: config.parallelism,
+      hooks: tryHooks,
+    });
+    await handle.worker.start();
+  }
+
+  if (roles.api) {
+    const app = createApiServer({ store, config, logger: logger.child({ role: 'api' }), tokens: opts.tokens ?? [], lineage, queue });
+    const server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.port, config.host, () => resolve(s));
+      s.once('error', reject);
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    handle.api = { server, url: `http://${config.host}:${port}` };
+    logger.info({ url: handle.api.url }, `API listening on ${handle.api.url}`);
+  }
+  return handle;
+}
+
+function executorOf(operator: string): string {
+  return operator === 'pod' ? 'kubernetes' : 'local';
+}

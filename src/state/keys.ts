@@ -1,0 +1,95 @@
+import type { TaskInstanceKey } from '../dag/types.ts';
+
+/**
+ * Every Redis key Podflow writes, in one place. All live under the configured prefix.
+ * Run ids never contain '|', which separates members of the index sets.
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  dagSpec(dagId: string) {
+    return `${this.prefix}:dag:${dagId}`;
+  }
+  /** Hash: is_paused, file, file_hash, last_parsed_time, … */
+  dagMeta(dagId: string) {
+    return `${this.prefix}:dag_meta:${dagId}`;
+  }
+  /** Set of DAG ids currently defined by a file. */
+  dags() {
+    return `${this.prefix}:dags`;
+  }
+  /** Hash file -> JSON import error. */
+  importErrors() {
+    return `${this.prefix}:import_errors`;
+  }
+  run(dagId: string, runId: string) {
+    return `${this.prefix}:run:${dagId}:${runId}`;
+  }
+  /** Sorted set of run ids by logical date (ms). */
+  runs(dagId: string) {
+    return `${this.prefix}:runs:${dagId}`;
+  }
+  /** Hash ISO logical date -> run id; makes (dag_id, logical_date) unique. */
+  runsByDate(dagId: string) {
+    return `${this.prefix}:runs_by_date:${dagId}`;
+  }
+  /** Set of "dag|run" for runs in queued or running state. */
+  activeRuns() {
+    return `${this.prefix}:active_runs`;
+  }
+  ti(k: TaskInstanceKey) {
+    return `${this.prefix}:ti:${k.dag_id}:${k.dag_run_id}:${k.task_id}:${k.map_index}`;
+  }
+  /** Set of "task_id|map_index" of a run. */
+  tis(dagId: string, runId: string) {
+    return `${this.prefix}:tis:${dagId}:${runId}`;
+  }
+  xcom(k: TaskInstanceKey) {
+    return `${this.prefix}:xcom:${k.dag_id}:${k.dag_run_id}:${k.task_id}:${k.map_index}`;
+  }
+  metrics(k: TaskInstanceKey) {
+    return `${this.prefix}:metrics:${k.dag_id}:${k.dag_run_id}:${k.task_id}:${k.map_index}`;
+  }
+  log(k: TaskInstanceKey, tryNumber: number) {
+    return `${this.prefix}:log:${k.dag_id}:${k.dag_run_id}:${k.task_id}:${k.map_index}:${tryNumber}`;
+  }
+  /** Hash pool name -> JSON { slots, description }. */
+  pools() {
+    return `${this.prefix}:pools`;
+  }
+  /** Sorted set ti-key -> slots held: who occupies a pool now (queued or running). */
+  poolOccupancy(pool: string) {
+    return `${this.prefix}:pool_occ:${pool}`;
+  }
+  /** Sorted set ti-key -> 1 of every queued or running task instance (global parallelism). */
+  occupancy() {
+    return `${this.prefix}:occ`;
+  }
+  dagOccupancy(dagId: string) {
+    return `${this.prefix}:occ_dag:${dagId}`;
+  }
+  /** Pub/sub channel: state changes that should wake the scheduler at once. */
+  events() {
+    return `${this.prefix}:events`;
+  }
+  /** Pub/sub channel: task instances to stop now (mark failed, clear, run timeout). */
+  kills() {
+    return `${this.prefix}:kills`;
+  }
+  /** Hash delivery id -> run id, for webhook de-duplication; and generic leases. */
+  lease(name: string) {
+    return `${this.prefix}:lease:${name}`;
+  }
+  queueName() {
+    return 'tasks';
+  }
+}
+
+export function tiMember(taskId: string, mapIndex: number): string {
+  return `${taskId}|${mapIndex}`;
+}
+
+export function parseTiMember(m: string): { task_id: string; map_index: number } {
+  const i = m.lastIndexOf('|');
+  return { task_id: m.slice(0, i), map_index: Number(m.slice(i + 1)) };
+}

@@ -1,0 +1,68 @@
+import type { Logger } from 'pino';
+import type { TaskInstanceKey } from '../dag/types.ts';
+import type { TaskLogger } from '../executor/operator.ts';
+import type { StateStore } from '../state/store.ts';
+
+/**
+ * The log of one task try: every line goes to pino (with DAG, run, task and try ids) and is
+ * appended to the try's log in Redis in small batches, so `podflow tasks logs` can read it
+ * while the task runs and long after.
+ */
+export class TaskLog implements TaskLogger {
+  private buffer: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly ti: TaskInstanceKey,
+    private readonly tryNumber: number,
+    private readonly logger: Logger,
+  ) {}
+
+  debug(msg: string, fields?: Record<string, unknown>) {
+    this.line('DEBUG', msg, fields);
+    this.logger.debug(fields ?? {}, msg);
+  }
+  info(msg: string, fields?: Record<string, unknown>) {
+    this.line('INFO', msg, fields);
+    this.logger.info(fields ?? {}, msg);
+  }
+  warn(msg: string, fields?: Record<string, unknown>) {
+    this.line('WARNING', msg, fields);
+    this.logger.warn(fields ?? {}, msg);
+  }
+  error(msg: string, fields?: Record<string, unknown>) {
+    this.line('ERROR', msg, fields);
+    this.logger.error(fields ?? {}, msg);
+  }
+  raw(line: string, stream: 'stdout' | 'stderr' = 'stdout') {
+    this.push(`[${new Date().toISOString()}] {${stream}} ${line}`);
+    this.logger.debug({ stream }, line);
+  }
+
+  private line(level: string, msg: string, fields?: Record<string, unknown>) {
+    const extra = fields && Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : '';
+    this.push(`[${new Date().toISOString()}] {${level}} ${msg}${extra}`);
+  }
+
+  private push(text: string) {
+    this.buffer.push(text);
+    if (this.buffer.length >= 200) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), 100);
+  }
+
+  /** Write what is buffered; resolves when it is in Redis. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const lines = this.buffer;
+    this.buffer = [];
+    this.flushing = this.flushing.then(() =>
+      this.store.appendLog(this.ti, this.tryNumber, lines).catch((e) => {
+        this.logger.error({ err: e }, 'could not write task log lines to Redis');
+      }),
+    );
+    return this.flushing;
+  }
+}
