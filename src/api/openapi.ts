@@ -15,6 +15,7 @@
  * ```
  */
 import { z } from 'zod';
+import type { RequestHandler, Router } from 'express';
 import type { Role } from './auth.ts';
 import { PROBLEM_TYPES } from './problem.ts';
 
@@ -264,4 +265,41 @@ export function listExpressRoutes(app: unknown): RouteKey[] {
   const out: RouteKey[] = [];
   walk(stack as LayerLike[], '', out);
   return sortRoutes(out);
+}
+
+/** Anything with Express's verb methods: an app or a Router. */
+type Routable = Pick<Router, 'get' | 'post' | 'put' | 'patch' | 'delete' | 'head' | 'options'>;
+
+/**
+ * Registers routes and records their docs in one call, so the served OpenAPI document
+ * cannot drift from the routes.
+ *
+ * @example
+ * ```ts
+ * const book = new RouteBook(app, { before: (doc) => (doc.role === 'public' ? [] : [requireRole(doc.role)]) });
+ * book.add({ method: 'get', path: '/api/v1/dags', summary: 'List DAGs', role: 'viewer', responses: { 200: { description: 'DAGs' } } }, listDags);
+ * app.get('/api/v1/openapi.json', (_req, res) => res.json(book.document()));
+ * ```
+ */
+export class RouteBook {
+  readonly routes: RouteDoc[] = [];
+
+  constructor(
+    private readonly target: Routable,
+    private readonly opts: { before?: (doc: RouteDoc) => RequestHandler[] } = {},
+  ) {}
+
+  /** Register `handlers` for `doc.method doc.path` (after `before(doc)`) and record the doc. */
+  add(doc: RouteDoc, ...handlers: RequestHandler[]): this {
+    if (handlers.length === 0) throw new Error(`Route ${doc.method.toUpperCase()} ${doc.path} has no handler`);
+    this.routes.push(doc);
+    const register = this.target[doc.method].bind(this.target) as (path: string, ...h: RequestHandler[]) => unknown;
+    register(doc.path, ...(this.opts.before?.(doc) ?? []), ...handlers);
+    return this;
+  }
+
+  /** The OpenAPI document of every route added so far (plus `extra`, e.g. the document route itself). */
+  document(info?: OpenApiInfo, extra: readonly RouteDoc[] = []): Record<string, unknown> {
+    return buildOpenApi([...this.routes, ...extra], info);
+  }
 }

@@ -105,6 +105,10 @@ function deliveryIdFrom(headers: IncomingHttpHeaders): string | undefined | null
  */
 export function verifyWebhook(input: VerifyWebhookInput): VerifyWebhookResult {
   const { rawBody, headers } = input;
+  if (!Buffer.isBuffer(rawBody)) {
+    // A parsed object cannot be verified: re-serializing it changes the bytes that were signed.
+    throw new TypeError('verifyWebhook needs the raw body as a Buffer: mount express.raw({ type: () => true, limit }) on the hook route before any JSON parser');
+  }
   const windowSec = input.replayWindowSec ?? 300;
   const secrets = (typeof input.secret === 'string' ? [input.secret] : (input.secret ?? [])).filter((s) => s !== '');
   if (secrets.length === 0) {

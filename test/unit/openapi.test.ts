@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import express from 'express';
-import { buildOpenApi, listExpressRoutes, routeKeys, routesInDocument, toExpressPath, toOpenApiPath, type RouteDoc } from '../../src/api/openapi.ts';
+import { buildOpenApi, listExpressRoutes, RouteBook, routeKeys, routesInDocument, toExpressPath, toOpenApiPath, type RouteDoc } from '../../src/api/openapi.ts';
 import { ApiProblem } from '../../src/api/problem.ts';
 import {
   clearTaskInstancesBody,
@@ -135,6 +135,32 @@ describe('buildOpenApi', () => {
     const all = [triggerDagRunBody, clearTaskInstancesBody, createPoolBody, createDatasetEventBody, setTaskInstanceStateBody, patchDagRunStateBody];
     const d = buildOpenApi(all.map((s, i) => ({ method: 'post' as const, path: `/x${i}`, summary: 's', role: 'operator' as const, requestSchema: s, responses: ok })));
     expect(() => JSON.stringify(d)).not.toThrow();
+  });
+});
+
+describe('RouteBook', () => {
+  it('registers each route with its before-handlers and documents exactly those routes', async () => {
+    const app = express();
+    const seen: string[] = [];
+    const book = new RouteBook(app, { before: (doc) => [(_req, _res, next) => (seen.push(`${doc.role}`), next())] });
+    for (const r of routes) book.add(r, (_req, res) => res.json({ route: r.summary }));
+    const docRoute: RouteDoc = { method: 'get', path: '/api/v1/openapi.json', summary: 'OpenAPI document', role: 'public', responses: ok };
+    book.add(docRoute, (_req, res) => res.json(book.document()));
+    expect(routeKeys(routesInDocument(book.document()))).toEqual(routeKeys(listExpressRoutes(app)));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    try {
+      const { port } = server.address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/dags/etl`);
+      expect(await res.json()).toEqual({ route: 'Get a DAG' });
+      expect(seen).toEqual(['viewer']);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('refuses a route without a handler', () => {
+    expect(() => new RouteBook(express()).add(routes[0])).toThrow('Route GET /api/v1/health has no handler');
   });
 });
 

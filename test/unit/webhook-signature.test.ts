@@ -104,6 +104,10 @@ describe('verifyWebhook', () => {
     expect(r).toMatchObject({ ok: false, status: 401 });
   });
 
+  it('throws for a parsed body: the signed bytes must be verified as received', () => {
+    expect(() => verifyWebhook({ rawBody: { ref: 'main' } as unknown as Buffer, headers: {}, secret, now })).toThrow(/needs the raw body as a Buffer: mount express.raw/);
+  });
+
   it('refuses every delivery with 403 when no secret is configured', () => {
     const r = verifyWebhook({ rawBody: body, headers: { 'x-hub-signature-256': signGithub(body, '') }, secret: undefined, now });
     expect(r).toMatchObject({ ok: false, status: 403 });
