@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { triggerDagRun } from '../../src/scheduler/trigger.ts';
+import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
+
+const PIPELINE = `
+import { dag } from 'podflow';
+export default dag({ dag_id: 'pipeline', schedule: null }, (d) => {
+  const extract = d.task('extract', async (ctx) => {
+    await ctx.metric('rows', 3);
+    return { rows: [1, 2, 3], conf: ctx.conf };
+  });
+  const double = d.task('double', async (ctx) => {
+    const up = (await ctx.xcom.pull('extract')) as { rows: number[] };
+    return up.rows.map((r) => r * 2);
+  });
+  const shout = d.command('shout', ['node', '-e', 'console.log("dag=" + process.env.PODFLOW_DAG_ID + " ds={{ ds }}")']);
+  extract.then([double, shout]);
+});
+`;
+
+const FLAKY = `
+import { dag } from 'podflow';
+export default dag({ dag_id: 'flaky', schedule: null, default_args: { retries: 2, retry_delay: '100ms' } }, (d) => {
+  const fail = d.command('fail', ['node', '-e', 'console.error("boom on try " + process.env.PODFLOW_TRY_NUMBER); process.exit(3)']);
+  const after = d.task('after', async () => 'never');
+  fail.then(after);
+});
+`;
+
+describe('trigger to success through scheduler and worker', () => {
+  let pf: TestPodflow;
+  beforeAll(async () => {
+    pf = await startTestPodflow({ files: { 'pipeline.ts': PIPELINE, 'flaky.ts': FLAKY } });
+  });
+  afterAll(async () => pf?.close());
+
+  it('runs every task to success, passing XComs, metrics and conf', async () => {
+    const dag = (await pf.store.getDag('pipeline'))!;
+    const run = await triggerDagRun(pf.store, dag, { conf: { who: 'test' } });
+    const done = await pf.waitForRun('pipeline', run.dag_run_id);
+    expect(done.state).toBe('success');
+    const tis = await pf.store.listTis('pipeline', run.dag_run_id);
+    expect(tis.map((t) => [t.task_id, t.state, t.try_number])).toEqual([
+      ['double', 'success', 1],
+      ['extract', 'success', 1],
+      ['shout', 'success', 1],
+    ]);
+    const key = { dag_id: 'pipeline', dag_run_id: run.dag_run_id, map_index: -1 };
+    expect(await pf.store.getXcom({ ...key, task_id: 'extract' }, 'return_value')).toEqual({ rows: [1, 2, 3], conf: { who: 'test' } });
+    expect(await pf.store.getXcom({ ...key, task_id: 'double' }, 'return_value')).toEqual([2, 4, 6]);
+    expect(await pf.store.getMetrics({ ...key, task_id: 'extract' })).toEqual({ rows: 3 });
+    const ds = run.logical_date.slice(0, 10);
+    expect(await pf.store.getXcom({ ...key, task_id: 'shout' }, 'return_value')).toBe(`dag=pipeline ds=${ds}`);
+    const log = await pf.store.readLog({ ...key, task_id: 'shout' }, 1);
+    expect(log.some((l) => l.endsWith(`{stdout} dag=pipeline ds=${ds}`))).toBe(true);
+  });
+
+  it('retries a failing command with its delay, then fails the run and marks downstream upstream_failed', async () => {
+    const dag = (await pf.store.getDag('flaky'))!;
+    const run = await triggerDagRun(pf.store, dag);
+    const done = await pf.waitForRun('flaky', run.dag_run_id);
+    expect(done.state).toBe('failed');
+    const key = { dag_id: 'flaky', dag_run_id: run.dag_run_id, map_index: -1 };
+    const fail = (await pf.store.getTi({ ...key, task_id: 'fail' }))!;
+    expect([fail.state, fail.try_number, fail.max_tries]).toEqual(['failed', 3, 3]);
+    expect(fail.note).toBe('command exited with code 3');
+    expect((await pf.store.getTi({ ...key, task_id: 'after' }))!.state).toBe('upstream_failed');
+    for (const t of [1, 2, 3]) {
+      const log = await pf.store.readLog({ ...key, task_id: 'fail' }, t);
+      expect(log.filter((l) => l.includes(`{stderr} boom on try ${t}`))).toHaveLength(1);
+    }
+  });
+
+  it('refuses a second run for the same logical date', async () => {
+    const dag = (await pf.store.getDag('pipeline'))!;
+    await triggerDagRun(pf.store, dag, { logical_date: '2026-05-01T00:00:00Z' });
+    await expect(triggerDagRun(pf.store, dag, { logical_date: '2026-05-01T00:00:00Z', dag_run_id: 'other' })).rejects.toThrow(
+      /already has a run for logical date 2026-05-01T00:00:00.000Z/,
+    );
+  });
+});
