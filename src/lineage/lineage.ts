@@ -41,8 +41,10 @@ export interface TryStartInfo {
   executor: string;
   /** The command line actually run, when there is one (command and pod operators). */
   argv?: string[] | null;
-  /** ISO start time; default `ti.start_date`, else now. */
+  /** ISO start time; default `started_at`, then `ti.start_date`, else now. */
   start?: string;
+  /** Start time as the worker measured it (used when `start` is not given). */
+  started_at?: Date;
   /** The DAGs folder (for its git commit); default the DAG file's folder. */
   dags_folder?: string;
 }
@@ -59,8 +61,10 @@ export interface TryEndInfo extends TryStartInfo {
   upstream_tries?: string[];
   /** Metrics the try recorded (`ctx.metric`). */
   metrics?: Record<string, number>;
-  /** ISO end time; default `ti.end_date`, else now. */
+  /** ISO end time; default `ended_at`, then `ti.end_date`, else now. */
   end?: string;
+  /** End time as the worker measured it (used when `end` is not given). */
+  ended_at?: Date;
   /** `signal.reason` when the try was aborted: killed (mark failed, cancel) or shutdown give ABORT. */
   abort_reason?: AbortReason;
   /** Resources asked, when the executor knows better than the operator arguments. */
@@ -190,7 +194,7 @@ class LineageImpl implements Lineage {
     try {
       const k = { dag_id: info.dag.dag_id, run_id: info.run.dag_run_id, task_id: info.task.task_id, map_index: info.ti.map_index, try_number: info.ti.try_number };
       const id = tryId(k);
-      const start = info.start ?? info.ti.start_date ?? new Date().toISOString();
+      const start = info.start ?? info.started_at?.toISOString() ?? info.ti.start_date ?? new Date().toISOString();
       if (this.starts.size >= MAX_PENDING_STARTS) this.starts.delete(this.starts.keys().next().value as string);
       this.starts.set(id, start);
       const folder = this.folderOf(info);
@@ -219,8 +223,8 @@ class LineageImpl implements Lineage {
     const { dag, task, run, ti, outcome } = info;
     const k = { dag_id: dag.dag_id, run_id: run.dag_run_id, task_id: task.task_id, map_index: ti.map_index, try_number: ti.try_number };
     const id = tryId(k);
-    const end = info.end ?? ti.end_date ?? new Date().toISOString();
-    const start = info.start ?? this.starts.get(id) ?? ti.start_date ?? end;
+    const end = info.end ?? info.ended_at?.toISOString() ?? ti.end_date ?? new Date().toISOString();
+    const start = info.start ?? info.started_at?.toISOString() ?? this.starts.get(id) ?? ti.start_date ?? end;
     const duration_s = Math.max(0, (Date.parse(end) - Date.parse(start)) / 1000) || 0;
     const resources = info.resources ?? resourcesAsked(task.operator_args);
     const facts = outcome.facts ?? {};
@@ -265,16 +269,8 @@ class LineageImpl implements Lineage {
 
   private async upstreamTries(info: TryEndInfo): Promise<string[]> {
     if (info.upstream_tries) return info.upstream_tries;
-    const ups = new Set(info.task.upstream_task_ids);
-    if (ups.size === 0) return [];
-    const latest = new Map<string, TryRecord>();
-    for (const t of await this.store.tries(info.dag.dag_id, info.run.dag_run_id)) {
-      if (!ups.has(t.task_id) || t.state !== 'success') continue;
-      const key = `${t.task_id}/${t.map_index}`;
-      const prev = latest.get(key);
-      if (!prev || t.try_number > prev.try_number) latest.set(key, t);
-    }
-    return [...latest.values()].map((t) => t.id);
+    if (info.task.upstream_task_ids.length === 0) return [];
+    return this.store.successfulTries(info.dag.dag_id, info.run.dag_run_id, info.task.upstream_task_ids);
   }
 
   private async describeAll(info: TryEndInfo, rec: TryRecord): Promise<void> {

@@ -8,6 +8,7 @@
  * - `all`                          zset of try ids, scored by end (ms)
  * - `produced:<uri>`               zset of try ids that produced the URI (outlets, artifacts), by end
  * - `consumed:<uri>`               zset of try ids that read the URI (inlets), by start
+ * - `ok:<dag_id>:<run_id>`         hash `<task_id>\u0000<map_index>` -> id of the task's latest successful try
  * Every key expires `retentionDays` after its last write; index entries older than the
  * retention are trimmed on write, and entries whose record has expired are skipped (and removed) on read.
  */
@@ -17,6 +18,25 @@ import { normalizeUri } from './artifacts.ts';
 import type { ResourceCost, TryRecord } from './records.ts';
 
 const DAY_MS = 86_400_000;
+
+/** Resolves on 'drain'; rejects when the stream errors or closes first (a closed pipe must not hang an export). */
+function drained(out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      out.off('drain', onDrain);
+      out.off('error', onError);
+      out.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onError = (err: Error) => done(new Error(`lineage export: the output stream failed: ${err.message}`));
+    const onClose = () => done(new Error('lineage export: the output stream closed before the export finished'));
+    out.on('drain', onDrain);
+    out.on('error', onError);
+    out.on('close', onClose);
+  });
+}
 
 export interface ExportFilter {
   dag_id?: string;
@@ -74,6 +94,11 @@ export class LineageStore {
       ...[...produced].map((u) => [this.k('produced', u), endMs] as [string, number]),
       ...[...consumed].map((u) => [this.k('consumed', u), startMs] as [string, number]),
     ];
+    if (rec.state === 'success') {
+      const ok = this.k('ok', rec.dag_id, rec.run_id);
+      m.hset(ok, `${rec.task_id}\u0000${rec.map_index}`, rec.id);
+      m.expire(ok, ttlS);
+    }
     for (const [key, score] of indexes) {
       m.zadd(key, score, rec.id);
       m.zremrangebyscore(key, '-inf', `(${cutoff}`);
@@ -120,6 +145,23 @@ export class LineageStore {
     return this.fromIndex(this.k('consumed', normalizeUri(uri)), true);
   }
 
+  /**
+   * Ids of the latest successful try of each of `task_ids` in a run (every map index of a
+   * mapped task), without loading the records: how a try finds the upstream tries it followed.
+   */
+  async successfulTries(dag_id: string, run_id: string, task_ids: string[]): Promise<string[]> {
+    const wanted = new Set(task_ids);
+    const all = await this.redis.hgetall(this.k('ok', dag_id, run_id));
+    return Object.entries(all)
+      .map(([field, id]) => {
+        const [task, idx] = field.split('\u0000');
+        return { task, idx: Number(idx), id };
+      })
+      .filter((e) => wanted.has(e.task))
+      .sort((a, b) => task_ids.indexOf(a.task) - task_ids.indexOf(b.task) || a.idx - b.idx)
+      .map((e) => e.id);
+  }
+
   /** CPU-, memory- and GPU-seconds asked by all tries of a run (retries included: they cost too). */
   async runCost(dag_id: string, run_id: string): Promise<ResourceCost> {
     const total: ResourceCost = { cpu_seconds: 0, memory_gib_seconds: 0, gpu_seconds: 0 };
@@ -148,7 +190,7 @@ export class LineageStore {
       const raws = await this.redis.mget(ids.map((id) => this.k('try', id)));
       for (const raw of raws) {
         if (!raw) continue;
-        if (!out.write(raw + '\n')) await new Promise<void>((r) => out.once('drain', r));
+        if (!out.write(raw + '\n')) await drained(out);
         written++;
       }
       if (ids.length < BATCH) break;

@@ -62,11 +62,18 @@ export class HttpTransport implements LineageTransport {
     }
     const path = base.pathname.replace(/\/+$/, '');
     base.pathname = path.endsWith('/api/v1/lineage') ? path : `${path}/api/v1/lineage`;
+    this.headers = { 'content-type': 'application/json' };
+    // fetch refuses URLs with credentials: move user:password into a Basic header, and keep them out of logs
+    if (base.username || base.password) {
+      const basic = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64');
+      this.headers.authorization = `Basic ${basic}`;
+      base.username = '';
+      base.password = '';
+    }
+    if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
     this.endpoint = base.href;
     this.description = `http ${this.endpoint}`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.headers = { 'content-type': 'application/json' };
-    if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
   }
 
   async send(event: RunEvent): Promise<void> {

@@ -425,6 +425,36 @@ describe('versions, failures and retries', () => {
     expect(await l.store.runCost('iris_training', 'run_r')).toEqual({ cpu_seconds: 30, memory_gib_seconds: 0, gpu_seconds: 30 });
   });
 
+  it('follows every map index of a mapped upstream, and takes times from the worker when given', async () => {
+    const l = lineage();
+    const score = taskSpec('score');
+    const reduce = taskSpec('reduce', { upstream_task_ids: ['score'] });
+    const dag = dagSpec(join(dir, 'map.ts'), sha('map'), [score, reduce]);
+    const run = runRecord('run_map');
+    for (const idx of [1, 0]) {
+      const t = { ...ti('run_map', 'score', 1, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:01.000Z'), map_index: idx };
+      await l.tryFinished({ dag, task: score, run, ti: t, executor: 'local', outcome: { state: 'success' }, artifacts_registered: [] });
+    }
+    const t = { ...ti('run_map', 'reduce', 1, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z'), start_date: null, end_date: null };
+    const rec = await l.tryFinished({
+      dag,
+      task: reduce,
+      run,
+      ti: t,
+      executor: 'local',
+      outcome: { state: 'success' },
+      artifacts_registered: [],
+      started_at: new Date('2026-12-01T00:00:02.000Z'),
+      ended_at: new Date('2026-12-01T00:00:04.500Z'),
+    });
+    expect([rec.upstream_tries, rec.start, rec.end, rec.duration_s]).toEqual([
+      ['iris_training/run_map/score/0/1', 'iris_training/run_map/score/1/1'],
+      '2026-12-01T00:00:02.000Z',
+      '2026-12-01T00:00:04.500Z',
+      2.5,
+    ]);
+  });
+
   it('records a missing declared artifact with its error instead of failing', async () => {
     const l = lineage();
     const t = taskSpec('train', { artifacts: ['nowhere/model.pt'] });

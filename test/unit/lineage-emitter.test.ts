@@ -214,4 +214,15 @@ describe('OpenLineage configuration from the environment', () => {
     expect(new HttpTransport({ url: 'http://marquez:5000' }).description).toBe('http http://marquez:5000/api/v1/lineage');
     expect(new HttpTransport({ url: 'http://marquez:5000/api/v1/lineage/' }).description).toBe('http http://marquez:5000/api/v1/lineage');
   });
+
+  it('sends credentials written in the URL as Basic auth and keeps them out of its description', async () => {
+    const rcv = await receiver();
+    cleanups.push(() => rcv.close());
+    const t = new HttpTransport({ url: `http://ol:p%40ss@127.0.0.1:${rcv.port}` });
+    await t.send(event(1));
+    expect([t.description, rcv.headers[0].authorization]).toEqual([
+      `http http://127.0.0.1:${rcv.port}/api/v1/lineage`,
+      `Basic ${Buffer.from('ol:p@ss').toString('base64')}`,
+    ]);
+  });
 });
