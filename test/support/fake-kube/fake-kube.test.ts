@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiException, CoreV1Api, Log, Watch, makeInformer, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { Pod } from 'kubernetes-models/v1';
+import { Event, Pod } from 'kubernetes-models/v1';
 import { startFakeKube, type FakeKube, type PodBehaviour } from './server.ts';
 
 const NS = 'default';
@@ -281,6 +281,7 @@ describe('fake-kube pods API', () => {
     const gone = (await api.readNamespacedPod({ namespace: NS, name: 'del-me' }).catch((e: unknown) => e)) as ApiException<string>;
     expect(gone.code).toBe(404);
     expect(kube.events(NS).filter((e) => e.reason === 'Killing').map((e) => e.message)).toEqual(['Stopping container main']);
+    for (const e of events) expectValidPod(e.object);
   });
 
   it('delete with a stale uid precondition answers 409 Conflict', async () => {
@@ -300,6 +301,9 @@ describe('fake-kube pods API', () => {
     expect(list.items.map((e) => e.reason)).toEqual(['Scheduled', 'Pulling', 'Pulled', 'Created', 'Started']);
     expect(list.items[0].message).toBe('Successfully assigned default/ev-pod to cpu-node-1');
     expect(list.items[3].involvedObject.fieldPath).toBe('spec.containers{main}');
+    for (const e of (await getJson(`/api/v1/namespaces/${NS}/events`)).body.items) {
+      expect(() => new Event(e).validate()).not.toThrow();
+    }
   });
 
   it('nodes include a spot GPU node with nvidia.com/gpu capacity', async () => {
@@ -565,5 +569,30 @@ describe('fake-kube details a pod operator relies on', () => {
     expect(await following).toBe('');
     await until('pod to be gone', () => !podNamed('short-lived'));
     expect((await getJson(`/api/v1/namespaces/${NS}/pods/short-lived/log`)).status).toBe(404);
+  });
+});
+
+describe('fake-kube scripting and bulk operations', () => {
+  it('a function rule picks the behaviour from the whole pod, and the first matching rule wins', async () => {
+    kube.script((pod) => pod.spec?.containers[0].image === 'broken:1', { kind: 'fail', exitCode: 7 });
+    kube.script({ name: /^rule-/ }, { kind: 'fail', exitCode: 9 });
+    const broken = podBody('rule-a');
+    broken.spec!.containers[0].image = 'broken:1';
+    await api.createNamespacedPod({ namespace: NS, body: broken });
+    await api.createNamespacedPod({ namespace: NS, body: podBody('rule-b') });
+    await api.createNamespacedPod({ namespace: NS, body: podBody('plain') });
+    const exit = async (name: string) => (await until(name, terminalPod(name))).status?.containerStatuses?.[0].state?.terminated?.exitCode;
+    expect([await exit('rule-a'), await exit('rule-b'), await exit('plain')]).toEqual([7, 9, 0]);
+  });
+
+  it('deleting the pods of a label selector removes only those', async () => {
+    kube.script({ labels: { run: 'r1' } }, { kind: 'hang' });
+    await api.createNamespacedPod({ namespace: NS, body: podBody('r1-a', { labels: { run: 'r1' } }) });
+    await api.createNamespacedPod({ namespace: NS, body: podBody('r1-b', { labels: { run: 'r1' } }) });
+    await api.createNamespacedPod({ namespace: NS, body: podBody('r2-a', { labels: { run: 'r2' } }) });
+    const deleted = await api.deleteCollectionNamespacedPod({ namespace: NS, labelSelector: 'run=r1', gracePeriodSeconds: 0 });
+    expect(deleted.kind).toBe('PodList');
+    await until('r1 pods to be gone', () => kube.pods(NS).every((p) => p.metadata?.labels?.run !== 'r1'));
+    expect(kube.pods(NS).map((p) => p.metadata?.name)).toEqual(['r2-a']);
   });
 });
