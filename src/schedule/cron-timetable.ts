@@ -18,11 +18,12 @@
  *   twice and time never goes backwards.
  *
  * cron-parser's own time-zone handling differs (it fires `0 * * * *` twice in the repeated
- * hour), so cron-parser only matches fields on a zone-free wall clock here and the time-zone
- * resolution is ours (time-zone.ts).
+ * hour), so cron-parser only parses here; fields are matched on a zone-free wall clock
+ * (cron-matcher.ts) and the time-zone resolution is ours (time-zone.ts).
  */
 import { CronExpressionParser, type CronExpression } from 'cron-parser';
 import type { DataInterval, Timetable } from './timetable.ts';
+import { wallMatcher, type WallMatcher } from './cron-matcher.ts';
 import { canonicalTimeZone, offsetAt, resolveWallTime, wallTime } from './time-zone.ts';
 
 /** A whole day covers every real-world gap (Samoa skipped one calendar day in 2011). */
@@ -42,6 +43,7 @@ export class CronTimetable implements Timetable {
   /** The name the user wrote when it was a preset ("@daily"), for `describe`. */
   readonly preset: string | null;
   readonly #cron: CronExpression;
+  readonly #matcher: WallMatcher;
 
   /** @throws when the expression is not valid for cron-parser; `validateSchedule` reports it kindly first. */
   constructor(expression: string, timezone: string, preset: string | null = null) {
@@ -50,18 +52,17 @@ export class CronTimetable implements Timetable {
     this.preset = preset;
     // 'UTC' with wall times encoded as UTC: cron-parser matches fields without any DST logic.
     this.#cron = CronExpressionParser.parse(expression, { tz: 'UTC', currentDate: new Date(0) });
+    this.#matcher = wallMatcher(this.#cron, expression);
   }
 
   /** First wall time matching the fields strictly after wall time `L`. */
   #nextWall(L: number): number {
-    this.#cron.reset(new Date(L));
-    return this.#cron.next().getTime();
+    return this.#matcher.next(L);
   }
 
   /** Last wall time matching the fields strictly before wall time `L`. */
   #prevWall(L: number): number {
-    this.#cron.reset(new Date(L));
-    return this.#cron.prev().getTime();
+    return this.#matcher.prev(L);
   }
 
   next(t: Date): Date {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ScheduleSpec } from '../../src/dag/types.ts';
+import { CronExpressionParser } from 'cron-parser';
+import { isPlain, parserMatcher, wallMatcher } from '../../src/schedule/cron-matcher.ts';
 import { CronTimetable } from '../../src/schedule/cron-timetable.ts';
 import { formatInterval, parseInterval } from '../../src/schedule/interval-timetable.ts';
 import { offsetAt, resolveWallTime } from '../../src/schedule/time-zone.ts';
@@ -530,8 +532,12 @@ function intlOffset(u: number, zone: string): number {
   return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(u / 1000) * 1000;
 }
 
+const transitionCache = new Map<string, number[]>();
+
 /** Offset changes in a year, found by scanning with Intl hour by hour, then minute by minute. */
 function transitions(zone: string, year: number): number[] {
+  const cached = transitionCache.get(`${zone} ${year}`);
+  if (cached) return cached;
   const out: number[] = [];
   let prev = intlOffset(Date.UTC(year, 0, 1), zone);
   for (let u = Date.UTC(year, 0, 1) + HOUR; u <= Date.UTC(year + 1, 0, 1); u += HOUR) {
@@ -543,6 +549,7 @@ function transitions(zone: string, year: number): number[] {
       prev = o;
     }
   }
+  transitionCache.set(`${zone} ${year}`, out);
   return out;
 }
 
@@ -681,5 +688,46 @@ describe('properties', () => {
       const ok = n > x && p <= x && t.next(p).getTime() === n.getTime();
       expect({ zone, cron, x: x.toISOString(), ok }).toEqual({ zone, cron, x: x.toISOString(), ok: true });
     }
+  });
+});
+
+describe('wall-clock matcher', () => {
+  /** A random plain field: '*', a value, a range, a list or a step. */
+  function field(r: () => number, lo: number, hi: number): string {
+    const v = () => lo + Math.floor(r() * (hi - lo + 1));
+    switch (Math.floor(r() * 6)) {
+      case 0: return '*';
+      case 1: return String(v());
+      case 2: { const a = v(); const b = v(); return `${Math.min(a, b)}-${Math.max(a, b)}`; }
+      case 3: return [...new Set([v(), v(), v()])].join(',');
+      case 4: return `*/${1 + Math.floor(r() * Math.min(12, hi - lo))}`;
+      default: { const a = v(); return `${a}-${hi}/${1 + Math.floor(r() * 3)}`; }
+    }
+  }
+
+  it('the arithmetic matcher steps exactly as cron-parser on 300 random plain expressions', () => {
+    const r = rng(99);
+    let compared = 0;
+    for (let i = 0; i < 300; i++) {
+      const expr = [field(r, 0, 59), field(r, 0, 23), r() < 0.5 ? '*' : field(r, 1, 28), r() < 0.6 ? '*' : field(r, 1, 12), r() < 0.5 ? '*' : field(r, 0, 6)].join(' ');
+      const cron = CronExpressionParser.parse(expr, { tz: 'UTC', currentDate: new Date(0) });
+      expect(isPlain(cron)).toBe(true);
+      const fast = wallMatcher(cron, expr);
+      const slow = parserMatcher(cron);
+      for (let k = 0; k < 4; k++) {
+        const L = Date.UTC(2000, 0, 1) + Math.floor(r() * 40 * 365 * DAY) + (k === 3 ? 0 : Math.floor(r() * MIN));
+        expect({ expr, L, next: fast.next(L), prev: fast.prev(L) }).toEqual({ expr, L, next: slow.next(L), prev: slow.prev(L) });
+        compared++;
+      }
+    }
+    expect(compared).toBe(1200);
+  });
+
+  it('expressions with L or # keep cron-parser', () => {
+    for (const expr of ['0 0 L * *', '0 0 * * 5#2', '0 0 * * 5L']) {
+      expect(isPlain(CronExpressionParser.parse(expr, { tz: 'UTC' }))).toBe(false);
+    }
+    const last = tt('0 0 L * *', 'Europe/Berlin');
+    expect(iso(last.next(d('2026-02-10T00:00:00Z')))).toBe('2026-02-27T23:00:00.000Z');
   });
 });
