@@ -71,8 +71,13 @@ export function normalizeUri(uriOrPath: string, baseDir: string = process.cwd())
   const scheme = m[1].toLowerCase();
   if (scheme === 'file') {
     // file:relative or file:///abs; both to an absolute, canonical file URL
-    const p = s.startsWith('file://') ? fileURLToPath(s) : s.slice(5);
-    return pathToFileURL(isAbsolute(p) ? resolve(p) : resolve(baseDir, p)).href;
+    try {
+      const p = /^file:\/\//i.test(s) ? fileURLToPath('file://' + s.slice(7)) : s.slice(5);
+      return pathToFileURL(isAbsolute(p) ? resolve(p) : resolve(baseDir, p)).href;
+    } catch {
+      // file://otherhost/… is not a path on this machine: keep it as written
+      return 'file' + s.slice(4);
+    }
   }
   const rest = s.slice(m[1].length);
   return (scheme + rest).replace(/([^/])\/$/, '$1');
@@ -80,7 +85,12 @@ export function normalizeUri(uriOrPath: string, baseDir: string = process.cwd())
 
 /** The local path of a normalized `file://` URI, or null for a remote one. */
 export function localPathOf(uri: string): string | null {
-  return uri.startsWith('file://') ? fileURLToPath(uri) : null;
+  if (!uri.startsWith('file://')) return null;
+  try {
+    return fileURLToPath(uri);
+  } catch {
+    return null;
+  }
 }
 
 const MEDIA_TYPES: Record<string, string> = {

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ArtifactRecord } from './artifacts.ts';
+import { localPathOf, type ArtifactRecord } from './artifacts.ts';
 import type { GitInfo } from './records.ts';
 
 export const OPENLINEAGE_SCHEMA_URL = 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent';
@@ -117,7 +117,8 @@ const SQL = new Set(['postgres', 'postgresql', 'mysql', 'mssql', 'sqlserver', 'r
  * `https://host/p` -> (`https://host`, `/p`); `x-dataset:name` -> (`x-dataset`, `name`).
  */
 export function datasetName(uri: string): { namespace: string; name: string } {
-  if (uri.startsWith('file://')) return { namespace: 'file', name: fileURLToPath(uri) };
+  const local = localPathOf(uri);
+  if (local !== null) return { namespace: 'file', name: local };
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/.exec(uri);
   if (!m) {
     const i = uri.indexOf(':');

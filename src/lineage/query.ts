@@ -75,6 +75,9 @@ export interface LineageQueryOptions {
 
 const ms = (iso: string) => Date.parse(iso) || 0;
 
+// a dataset shared by many runs (a raw table read daily) must not make one query load every record
+const SCAN_LIMIT = 500;
+
 function datasetFrom(uri: string, a: ArtifactRecord | undefined | null): DatasetNode {
   return {
     kind: 'dataset',
@@ -152,7 +155,7 @@ class Walker {
 
   /** The producer of the version of `uri` that `consumer` read: same hash, else the newest that ended before it started. */
   async producerFor(uri: string, sha: string | null, before: number): Promise<TryRecord | undefined> {
-    const producers = await this.store.producersOf(uri);
+    const producers = await this.store.producersOf(uri, SCAN_LIMIT);
     const byHash = sha ? producers.filter((p) => outputRecord(p, uri)?.sha256 === sha) : [];
     if (byHash.length) return byHash.find((p) => ms(p.end) <= before) ?? byHash[byHash.length - 1];
     return producers.find((p) => ms(p.end) <= before);
@@ -182,7 +185,7 @@ class Walker {
 
   /** Tries that read the version `sha` of `uri` produced at `after` (epoch ms). */
   async consumersFor(uri: string, sha: string | null, after: number): Promise<TryRecord[]> {
-    const consumers = await this.store.consumersOf(uri);
+    const consumers = await this.store.consumersOf(uri, SCAN_LIMIT);
     return consumers
       .filter((c) => {
         const read = inputRecord(c, uri);
@@ -242,7 +245,7 @@ export async function lineageGraph(store: LineageStore, uri: string, opts: Linea
   const root = normalizeUri(uri);
   const walker = new Walker(store, opts.depth ?? 10, opts.maxFanout ?? 20);
   const direction = opts.direction ?? 'both';
-  const producers = await store.producersOf(root);
+  const producers = await store.producersOf(root, SCAN_LIMIT);
   const onDisk = await currentHash(root);
   let chosen: TryRecord[];
   if (opts.allProducers) chosen = producers.slice(0, opts.maxFanout ?? 20);

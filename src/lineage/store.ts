@@ -125,8 +125,9 @@ export class LineageStore {
     return out;
   }
 
-  private async fromIndex(key: string, newestFirst = false): Promise<TryRecord[]> {
-    const ids = newestFirst ? await this.redis.zrevrange(key, 0, -1) : await this.redis.zrange(key, 0, -1);
+  private async fromIndex(key: string, newestFirst = false, limit?: number): Promise<TryRecord[]> {
+    const stop = limit === undefined ? -1 : Math.max(0, limit - 1);
+    const ids = newestFirst ? await this.redis.zrevrange(key, 0, stop) : await this.redis.zrange(key, 0, stop);
     return this.load(key, ids);
   }
 
@@ -135,14 +136,14 @@ export class LineageStore {
     return this.fromIndex(this.k('run', dag_id, run_id));
   }
 
-  /** Successful tries that produced `uri` (as outlet or artifact), newest first. */
-  producersOf(uri: string): Promise<TryRecord[]> {
-    return this.fromIndex(this.k('produced', normalizeUri(uri)), true);
+  /** Successful tries that produced `uri` (as outlet or artifact), newest first; at most `limit` when given. */
+  producersOf(uri: string, limit?: number): Promise<TryRecord[]> {
+    return this.fromIndex(this.k('produced', normalizeUri(uri)), true, limit);
   }
 
-  /** Tries that declared `uri` as an inlet, newest first. */
-  consumersOf(uri: string): Promise<TryRecord[]> {
-    return this.fromIndex(this.k('consumed', normalizeUri(uri)), true);
+  /** Tries that declared `uri` as an inlet, newest first; at most `limit` when given. */
+  consumersOf(uri: string, limit?: number): Promise<TryRecord[]> {
+    return this.fromIndex(this.k('consumed', normalizeUri(uri)), true, limit);
   }
 
   /**

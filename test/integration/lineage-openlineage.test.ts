@@ -531,6 +531,7 @@ describe('OpenLineage event builders', () => {
         'postgres://db.local:5432/ml/public/features',
         'https://example.org/iris.csv',
         'x-dataset:iris_clean',
+        'file://nas/share/iris.csv',
       ].map(datasetName),
     ).toEqual([
       { namespace: 'file', name: '/data/iris.csv' },
@@ -541,6 +542,7 @@ describe('OpenLineage event builders', () => {
       { namespace: 'postgres://db.local:5432', name: 'ml.public.features' },
       { namespace: 'https://example.org', name: '/iris.csv' },
       { namespace: 'x-dataset', name: 'iris_clean' },
+      { namespace: 'file://nas', name: '/share/iris.csv' },
     ]);
   });
 

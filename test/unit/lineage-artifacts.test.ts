@@ -115,6 +115,11 @@ describe('URIs and media types', () => {
     expect(normalizeUri('x-dataset:iris')).toBe('x-dataset:iris');
   });
 
+  it('keeps a file URI of another host as written instead of throwing, and describes it as remote', async () => {
+    expect(normalizeUri('FILE://nas/share/iris.csv')).toBe('file://nas/share/iris.csv');
+    expect((await describeArtifact('file://nas/share/iris.csv', { size: 10 })).kind).toBe('remote');
+  });
+
   it('tells remote URIs from local paths', () => {
     expect(['s3://b/k', 'https://h/p', 'file:///a', '/a/b', 'rel/c.csv'].map(isRemoteUri)).toEqual([true, true, false, false, false]);
   });
