@@ -118,9 +118,21 @@ export function validateSchedule(cron: string, timezone: string): string | null 
  */
 export function timetableFor(schedule: ScheduleSpec, anchor: Date | null = null): Timetable | null {
   if (schedule.cron === null) return null;
+  const key = `${schedule.cron}\u0000${schedule.timezone}\u0000${anchor ? anchor.getTime() : ''}`;
+  const cached = timetables.get(key);
+  if (cached) return cached;
   const problem = validateSchedule(schedule.cron, schedule.timezone);
   if (problem) throw new ScheduleError(problem);
   const parsed = parseSchedule(schedule.cron) as ParsedSchedule;
-  if (parsed.kind === 'interval') return new IntervalTimetable(parsed.ms, anchor);
-  return new CronTimetable(parsed.expression, schedule.timezone, parsed.preset);
+  const tt =
+    parsed.kind === 'interval'
+      ? new IntervalTimetable(parsed.ms, anchor)
+      : new CronTimetable(parsed.expression, schedule.timezone, parsed.preset);
+  if (timetables.size >= MAX_CACHED_TIMETABLES) timetables.clear();
+  timetables.set(key, tt);
+  return tt;
 }
+
+/** Timetables are immutable; the scheduler asks for each DAG's every tick, and parsing costs ~1 ms. */
+const timetables = new Map<string, Timetable>();
+const MAX_CACHED_TIMETABLES = 10_000;

@@ -174,8 +174,13 @@ export function resolveWallTime(L: number, timeZone: string): ResolvedWallTime {
   return { instant: L - Math.min(...candidates), inGap: true };
 }
 
+let zoneNames: string[] | null = null;
+
 /** All IANA zone names the runtime knows, for "did you mean" hints. */
 export function knownTimeZones(): string[] {
-  const intl = Intl as unknown as { supportedValuesOf?: (key: string) => string[] };
-  return intl.supportedValuesOf ? intl.supportedValuesOf('timeZone') : [];
+  if (!zoneNames) {
+    const intl = Intl as unknown as { supportedValuesOf?: (key: string) => string[] };
+    zoneNames = intl.supportedValuesOf ? intl.supportedValuesOf('timeZone') : [];
+  }
+  return zoneNames;
 }
