@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiException, CoreV1Api, Log, Watch, makeInformer, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Event, Pod } from 'kubernetes-models/v1';
-import { startFakeKube, type FakeKube, type PodBehaviour } from './server.ts';
+import { defaultNodes, makeNode, startFakeKube, type FakeKube, type PodBehaviour } from './server.ts';
 
 const NS = 'default';
 let kube: FakeKube;
@@ -594,5 +594,46 @@ describe('fake-kube scripting and bulk operations', () => {
     expect(deleted.kind).toBe('PodList');
     await until('r1 pods to be gone', () => kube.pods(NS).every((p) => p.metadata?.labels?.run !== 'r1'));
     expect(kube.pods(NS).map((p) => p.metadata?.name)).toEqual(['r2-a']);
+  });
+});
+
+describe('fake-kube scheduling', () => {
+  const gpuPod = (name: string, nodeSelector: Record<string, string>): V1Pod => {
+    const body = podBody(name, { spec: { nodeSelector } });
+    body.spec!.containers[0].resources = { limits: { 'nvidia.com/gpu': '1' } };
+    return body;
+  };
+
+  it('a GPU pod asking for on-demand capacity is unschedulable on the default cluster, with the reasons counted', async () => {
+    await api.createNamespacedPod({ namespace: NS, body: gpuPod('gpu-od', { 'karpenter.sh/capacity-type': 'on-demand' }) });
+    const cond = await until('PodScheduled=False', () => podNamed('gpu-od')?.status?.conditions?.find((c) => c.type === 'PodScheduled'));
+    expect(cond.message).toBe("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient nvidia.com/gpu.");
+  });
+
+  it('GKE, EKS and AKS spot selectors all reach the spot GPU node', async () => {
+    for (const [name, selector] of [
+      ['gke', { 'cloud.google.com/gke-spot': 'true' }],
+      ['eks', { 'eks.amazonaws.com/capacityType': 'SPOT' }],
+      ['aks', { 'kubernetes.azure.com/scalesetpriority': 'spot' }],
+    ] as const) {
+      await api.createNamespacedPod({ namespace: NS, body: gpuPod(`spot-${name}`, selector) });
+    }
+    for (const name of ['spot-gke', 'spot-eks', 'spot-aks']) {
+      expect((await until(name, terminalPod(name))).spec?.nodeName).toBe('gpu-spot-node-1');
+    }
+  });
+
+  it('a cluster built with makeNode schedules onto the added node', async () => {
+    const custom = await startFakeKube({
+      nodes: [...defaultNodes(), makeNode({ name: 'gpu-od-1', ip: '10.0.4.14', zone: 'us-east-1a', instanceType: 'p4d.24xlarge', capacityType: 'on-demand', cpu: '96', memory: '1152Gi', gpus: 8 })],
+    });
+    try {
+      const customApi = custom.kubeConfig().makeApiClient(CoreV1Api);
+      await customApi.createNamespacedPod({ namespace: NS, body: gpuPod('gpu-od', { 'karpenter.sh/capacity-type': 'on-demand' }) });
+      const pod = await until('gpu-od to finish', () => custom.pods(NS).find((p) => p.status?.phase === 'Succeeded'));
+      expect(pod.spec?.nodeName).toBe('gpu-od-1');
+    } finally {
+      await custom.stop();
+    }
   });
 });

@@ -126,7 +126,7 @@ export class Kubelet {
     if (!pod.spec?.nodeName || grace === 0) {
       this.stopRun(uid);
       this.logs.closePod(uid);
-      return this.pods.remove(namespace, name);
+      return this.pods.remove(namespace, name, markDeletedNow);
     }
     this.stopRun(uid);
     const marked = this.pods.update(namespace, name, (p) => {
@@ -395,7 +395,11 @@ export class Kubelet {
   }
 
   private removeIfSame(uid: string, namespace: string, name: string): void {
-    if (this.pods.get(namespace, name)?.metadata?.uid === uid) this.pods.remove(namespace, name);
+    if (this.pods.get(namespace, name)?.metadata?.uid === uid) {
+      this.pods.remove(namespace, name, (p) => {
+        if (!p.metadata?.deletionTimestamp) markDeletedNow(p);
+      });
+    }
   }
 
   private stopRun(uid: string): void {
@@ -452,6 +456,12 @@ export class Kubelet {
       reportingInstance: component === 'kubelet' ? (host ?? '') : 'default-scheduler-fake-kube',
     });
   }
+}
+
+/** A pod deleted without grace still carries deletionTimestamp in its DELETED event, grace 0. */
+function markDeletedNow(pod: PodJson): void {
+  pod.metadata!.deletionTimestamp = rfc3339();
+  pod.metadata!.deletionGracePeriodSeconds = 0;
 }
 
 function compileMatch(match: PodMatch): (pod: PodJson) => boolean {

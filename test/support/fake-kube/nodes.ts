@@ -6,7 +6,8 @@ type SelectorTerm = NonNullable<
   NonNullable<NonNullable<NonNullable<PodJson['spec']>['affinity']>['nodeAffinity']>['requiredDuringSchedulingIgnoredDuringExecution']
 >['nodeSelectorTerms'][number];
 
-interface NodeShape {
+/** What {@link makeNode} needs to build a realistic node. */
+export interface NodeShape {
   name: string;
   ip: string;
   zone: string;
@@ -17,7 +18,13 @@ interface NodeShape {
   gpus?: number;
 }
 
-function makeNode(shape: NodeShape, creationTimestamp: string): NodeJson {
+/**
+ * A Ready node with the well-known labels. Capacity type is labelled the way each managed
+ * provider does it at once (Karpenter, EKS, and for spot GKE and AKS, which label only spot
+ * nodes), so a pod built with any provider's capacity profile lands where it should. GPU nodes
+ * get `nvidia.com/gpu` capacity, NVIDIA labels and the `nvidia.com/gpu=present:NoSchedule` taint.
+ */
+export function makeNode(shape: NodeShape, creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z')): NodeJson {
   const capacity: Record<string, string> = { cpu: shape.cpu, memory: shape.memory, pods: '110', 'ephemeral-storage': '100Gi' };
   const labels: Record<string, string> = {
     'kubernetes.io/hostname': shape.name,
@@ -26,6 +33,8 @@ function makeNode(shape: NodeShape, creationTimestamp: string): NodeJson {
     'node.kubernetes.io/instance-type': shape.instanceType,
     'topology.kubernetes.io/zone': shape.zone,
     'karpenter.sh/capacity-type': shape.capacityType,
+    'eks.amazonaws.com/capacityType': shape.capacityType === 'spot' ? 'SPOT' : 'ON_DEMAND',
+    ...(shape.capacityType === 'spot' ? { 'cloud.google.com/gke-spot': 'true', 'kubernetes.azure.com/scalesetpriority': 'spot' } : {}),
   };
   const taints: Taint[] = [];
   if (shape.gpus) {
@@ -78,7 +87,7 @@ function makeNode(shape: NodeShape, creationTimestamp: string): NodeJson {
  * (`nvidia.com/gpu: 4`, labels `karpenter.sh/capacity-type=spot` and `nvidia.com/gpu.present=true`,
  * taint `nvidia.com/gpu=present:NoSchedule`).
  */
-export function defaultNodes(creationTimestamp: string): NodeJson[] {
+export function defaultNodes(creationTimestamp?: string): NodeJson[] {
   return [
     { name: 'cpu-node-1', ip: '10.0.1.11', zone: 'us-east-1a', instanceType: 'm5.2xlarge', capacityType: 'on-demand', cpu: '8', memory: '32Gi' },
     { name: 'cpu-node-2', ip: '10.0.2.12', zone: 'us-east-1b', instanceType: 'm5.2xlarge', capacityType: 'on-demand', cpu: '8', memory: '32Gi' },
@@ -192,9 +201,10 @@ export function placePod(pod: PodJson, nodes: NodeJson[], boundPods: PodJson[]):
     }
     return { node };
   }
+  // The scheduler sorts the "<count> <reason>" strings themselves (Go sort.Strings).
   const detail = [...reasons.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
     .map(([reason, n]) => `${n} ${reason}`)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     .join(', ');
   return { message: `0/${nodes.length} nodes are available: ${detail}.` };
 }

@@ -61,7 +61,11 @@
  * - `GET /api/v1/nodes`, `GET /api/v1/nodes/{name}`: by default `cpu-node-1`, `cpu-node-2`
  *   (on-demand) and `gpu-spot-node-1` (`nvidia.com/gpu: 4`, labels
  *   `karpenter.sh/capacity-type=spot`, `nvidia.com/gpu.present=true`, taint
- *   `nvidia.com/gpu=present:NoSchedule`). `GET /version`, `/healthz`.
+ *   `nvidia.com/gpu=present:NoSchedule`). Every node also carries the EKS capacity label
+ *   (`eks.amazonaws.com/capacityType` SPOT/ON_DEMAND) and spot nodes the GKE and AKS spot labels,
+ *   so any provider's capacity profile schedules. Build other clusters with
+ *   `startFakeKube({ nodes: [...defaultNodes(), makeNode({ name: 'gpu-od-1', capacityType: 'on-demand', gpus: 8, ... })] })`.
+ *   `GET /version`, `/healthz`.
  * Anything else: 404 NotFound Status (405 MethodNotAllowed for a known path).
  *
  * ## The simulated cluster
@@ -125,6 +129,8 @@ import { Faults } from './faults.ts';
 import { DEFAULT_TIMINGS, Kubelet, type KubeletTimings, type PodBehaviour, type PodMatch } from './kubelet.ts';
 import { parseLogQuery, resolveLogContainer, serveLog, type FollowHandle } from './log-stream.ts';
 import { defaultNodes } from './nodes.ts';
+
+export { defaultNodes, makeNode, type NodeShape } from './nodes.ts';
 import { defaultPod, generateName, validatePod } from './pod-admission.ts';
 import { EVENT_FIELDS, NODE_FIELDS, POD_FIELDS, parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { ApiError, alreadyExists, badRequest, expired, faultStatus, notFound } from './status.ts';

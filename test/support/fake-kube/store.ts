@@ -94,7 +94,8 @@ export class Collection<T extends KubeObject> {
     return structuredClone(next);
   }
 
-  remove(namespace: string | undefined, name: string): T | undefined {
+  /** Removes the object; `finalize` adjusts the last state sent with DELETED (e.g. a deletionTimestamp). */
+  remove(namespace: string | undefined, name: string, finalize?: (obj: T) => void): T | undefined {
     const key = keyOf(namespace, name);
     const previous = this.objects.get(key);
     if (!previous) return undefined;
@@ -102,6 +103,7 @@ export class Collection<T extends KubeObject> {
     const rv = this.revision.next();
     // The API server sends the last state stamped with the deletion's resourceVersion.
     const last = structuredClone(previous);
+    finalize?.(last);
     last.metadata = { ...last.metadata, resourceVersion: String(rv) };
     this.emit({ type: 'DELETED', object: last, previous, rv });
     return structuredClone(last);
