@@ -14,6 +14,9 @@ import { TaskWorker, type TryHooks } from '../worker/worker.ts';
 import { createApiServer } from '../api/server.ts';
 import type { TokenEntry } from '../api/auth.ts';
 import { createLineage, type Lineage } from '../lineage/lineage.ts';
+import { SensorRegistry } from '../sensors/registry.ts';
+import { SensorOperator } from '../sensors/sensor-operator.ts';
+import { createTriggerHook, outletEventsHook } from '../triggers/trigger-hook.ts';
 
 export interface Roles {
   scheduler?: boolean;
@@ -38,6 +41,8 @@ export interface PodflowHandle {
   redis: Redis;
   store: StateStore;
   operators: OperatorRegistry;
+  /** Sensor types: built-ins plus those plugins add (worker role). */
+  sensors: SensorRegistry;
   lineage: Lineage;
   loader?: DagFolderLoader;
   scheduler?: Scheduler;
@@ -78,6 +83,7 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   const store = new StateStore(redis, config.prefix);
   const queue = taskQueue(redis, config.prefix);
   const operators = new OperatorRegistry();
+  const sensors = new SensorRegistry();
   const extra: Redis[] = [];
   const shutdown: (() => Promise<void> | void)[] = [];
   const lineage = createLineage({ redis, prefix: config.prefix, env: config.env, logger, retentionDays: config.retentionDays, cwd: config.artifactsFolder });
@@ -88,6 +94,7 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
     redis,
     store,
     operators,
+    sensors,
     lineage,
     async stop() {
       await handle.api?.server.closeAllConnections?.();
@@ -103,12 +110,14 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
     },
   };
 
+  const recordOutlets = outletEventsHook(store, logger);
   const tryHooks: TryHooks = {
     tryStarted: (info) => {
       lineage.tryStarted({ ...info, executor: executorOf(info.task.operator), dags_folder: config.dagsFolder });
       opts.tryHooks?.tryStarted?.(info);
     },
     tryFinished: async (info) => {
+      await recordOutlets(info);
       const argv = info.outcome.facts?.argv;
       await lineage.tryFinished({
         ...info,
@@ -119,6 +128,7 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
       await opts.tryHooks?.tryFinished?.(info);
     },
   };
+  const triggers = createTriggerHook({ store, sensors, logger: logger.child({ role: 'triggers' }), retentionDays: config.retentionDays });
   const runHooks: RunHooks = {
     runStarted: (dag, run) => {
       lineage.runStarted({ dag, run });
@@ -128,7 +138,10 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
       lineage.runFinished({ dag, run, state: run.state === 'success' ? 'success' : 'failed' });
       opts.runHooks?.runFinished?.(dag, run);
     },
-    beforeTick: opts.runHooks?.beforeTick,
+    beforeTick: async (scheduler, now) => {
+      await triggers(scheduler, now);
+      await opts.runHooks?.beforeTick?.(scheduler, now);
+    },
   };
 
   if (roles.scheduler) {
@@ -140,10 +153,14 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
     await handle.loader.scan();
     handle.loader.start(config.dagReloadIntervalMs);
     const sub = connectRedis(config.redisUrl, logger, 'scheduler-events');
-    extra.push(sub);
+    // Its own connection: a tick's large pipelines must not queue in front of worker commands.
+    const schedRedis = connectRedis(config.redisUrl, logger, 'scheduler');
+    extra.push(sub, schedRedis);
+    const schedQueue = taskQueue(schedRedis, config.prefix);
+    shutdown.push(() => schedQueue.close());
     handle.scheduler = new Scheduler({
-      store,
-      queue,
+      store: new StateStore(schedRedis, config.prefix),
+      queue: schedQueue,
       subscriber: sub,
       logger: logger.child({ role: 'scheduler' }),
       intervalMs: config.schedulerIntervalMs,
@@ -157,9 +174,10 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   if (roles.worker) {
     operators.register(new PythonOperator());
     operators.register(new CommandOperator());
+    operators.register(new SensorOperator({ sensors, store }));
     const plugins = await loadPlugins(
       config.pluginsFolder,
-      { operators, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
+      { operators, sensors, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
       logger,
     );
     if (plugins.length) logger.info({ plugins }, `plugins loaded: ${plugins.join(', ')}`);

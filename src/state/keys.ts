@@ -80,6 +80,42 @@ export class Keys {
   lease(name: string) {
     return `${this.prefix}:lease:${name}`;
   }
+  /** Hash dataset URI -> JSON { id, uri, extra, created_at, updated_at }. */
+  datasets() {
+    return `${this.prefix}:datasets`;
+  }
+  /** Counter: ids of datasets and of dataset events (one sequence, so events are totally ordered). */
+  datasetSeq() {
+    return `${this.prefix}:dataset_seq`;
+  }
+  /** Hash dataset URI -> id of its latest event. */
+  datasetLatest() {
+    return `${this.prefix}:dataset_latest`;
+  }
+  /** Sorted set of every dataset event (score = event id, member = JSON event). */
+  datasetEvents() {
+    return `${this.prefix}:dataset_events`;
+  }
+  /** Sorted set of one dataset's events (score = event id, member = JSON event). */
+  datasetEventsOf(uri: string) {
+    return `${this.prefix}:dataset_events_of:${uri}`;
+  }
+  /** Hash dataset URI -> id of the last event a dataset-scheduled DAG consumed. */
+  datasetCursor(dagId: string) {
+    return `${this.prefix}:dataset_cursor:${dagId}`;
+  }
+  /** Hash run id -> JSON of the dataset events that triggered it (upstreamDatasetEvents). */
+  datasetRunEvents(dagId: string) {
+    return `${this.prefix}:dataset_run_events:${dagId}`;
+  }
+  /** String with a TTL: a sensor-triggered DAG's condition was checked within its interval. */
+  triggerCheck(dagId: string) {
+    return `${this.prefix}:trigger_check:${dagId}`;
+  }
+  /** String: a sensor trigger event (by key digest) already started a run. */
+  triggerSeen(dagId: string, eventDigest: string) {
+    return `${this.prefix}:trigger_seen:${dagId}:${eventDigest}`;
+  }
   queueName() {
     return 'tasks';
   }
