@@ -75,25 +75,25 @@ export function runsDue(input: RunsDueInput): DataInterval[] {
 }
 
 /**
- * The next scheduled interval after the last one (for "next run" in `dags list` and the UI),
- * whether or not it is due yet; null when the schedule is null or `end_date` has passed.
- * Under `catchup: false` it is the interval after the latest completed one.
+ * The interval of the next scheduled run (for "next run" in `dags list` and the UI): the one
+ * `runsDue` would create now if any, else the one whose end the scheduler waits for; null when
+ * the schedule is null or `end_date` has passed.
  */
 export function nextDueInterval(input: Omit<RunsDueInput, 'limit'>): DataInterval | null {
+  const due = runsDue({ ...input, limit: 1 });
+  if (due.length > 0) return due[0];
   const { schedule, start_date, end_date, catchup, lastScheduledLogicalDate: last, now } = input;
   const tt = timetableFor(schedule, start_date);
   if (!tt) return null;
-  const candidates: number[] = [];
-  if (start_date) candidates.push(ms(start_date));
-  if (last) candidates.push(ms(last) + 1);
+  const floors: number[] = [];
+  if (start_date) floors.push(ms(start_date));
+  if (last) floors.push(ms(last) + 1);
   if (!catchup || !start_date) {
+    // Nothing due: the latest completed interval exists already, so the next one follows it.
     const latest = tt.latestCompleted(now);
-    // The latest completed interval is due now unless it already exists.
-    if (latest && !(last && ms(latest.start) <= ms(last))) candidates.push(ms(latest.start));
-    else if (latest) candidates.push(ms(latest.start) + 1);
+    if (latest) floors.push(ms(latest.start) + 1);
   }
-  const from = candidates.length ? Math.max(...candidates) : ms(now);
-  const iv = tt.intervalStartingAtOrAfter(new Date(from));
+  const iv = tt.intervalStartingAtOrAfter(new Date(floors.length ? Math.max(...floors) : ms(now)));
   return end_date && ms(iv.start) > ms(end_date) ? null : iv;
 }
 

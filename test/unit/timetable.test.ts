@@ -473,6 +473,14 @@ describe('runsDue', () => {
       ['2026-01-09T00:00:00.000Z', '2026-01-10T00:00:00.000Z'],
     ]);
     expect(nextDueInterval({ ...base, end_date: d('2026-01-05T00:00:00Z'), lastScheduledLogicalDate: d('2026-01-05T00:00:00Z') })).toBeNull();
+    // end_date passed while stopped: the last interval within it is still to be created.
+    expect(ivIso([nextDueInterval({ ...base, end_date: d('2026-01-05T00:00:00Z'), lastScheduledLogicalDate: d('2026-01-02T00:00:00Z') })!])).toEqual([
+      ['2026-01-05T00:00:00.000Z', '2026-01-06T00:00:00.000Z'],
+    ]);
+    // Nothing completed yet after start_date: the first interval, due at its end.
+    expect(ivIso([nextDueInterval({ ...base, catchup: true, start_date: d('2026-01-10T06:00:00Z') })!])).toEqual([
+      ['2026-01-11T00:00:00.000Z', '2026-01-12T00:00:00.000Z'],
+    ]);
   });
 });
 
