@@ -143,12 +143,22 @@ export class LogStreamer {
     while (!this.stopped) {
       const end = await this.once(true);
       if (this.stopped || end === 'gone' || end === 'aborted') return;
-      if (end === 'end' && this.o.isTerminated()) return;
-      if (end === 'cut') this.stats.cuts++;
+      if (end === 'end') {
+        // A clean end is the container ending, or a proxy/server closing early: the status
+        // tells which, and it may trail the stream by a moment.
+        for (let waited = 0; !this.o.isTerminated() && waited < 250 && !this.stopped; waited += 10) await sleep(10);
+        if (this.o.isTerminated()) {
+          // A close at the very end looks like a normal end; one bounded read makes sure.
+          await this.once(false);
+          return;
+        }
+      }
+      // A container that ended without ever starting has no log to give.
+      if (end === 'refused' && this.o.isTerminated() && failures >= 2) return;
+      if (end === 'cut' || end === 'end') this.stats.cuts++;
       if (end === 'refused') failures++;
       else failures = 0;
-      // A clean end before the watch reports termination: reopen; the server replies with the tail and closes.
-      await sleep(end === 'refused' ? Math.min(3000, base * 2 ** Math.min(failures - 1, 4)) : end === 'cut' ? base : 50);
+      await sleep(end === 'refused' ? Math.min(3000, base * 2 ** Math.min(failures - 1, 4)) : base);
     }
   }
 

@@ -66,7 +66,8 @@ export function tryLabels(id: PodIdentity): Record<string, string> {
     [LABELS.dagId]: labelValue(id.dagId),
     [LABELS.runId]: labelValue(id.runId),
     [LABELS.taskId]: labelValue(id.taskId),
-    [LABELS.mapIndex]: String(id.mapIndex),
+    // -1 is not a valid label value (it must start with an alphanumeric).
+    [LABELS.mapIndex]: id.mapIndex >= 0 ? String(id.mapIndex) : 'none',
     [LABELS.tryNumber]: String(id.tryNumber),
   };
 }

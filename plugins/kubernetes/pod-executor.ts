@@ -141,8 +141,16 @@ export class PodOperator implements Operator {
     try {
       return await this.runPod(req, args, id, lineage, where);
     } catch (e) {
-      const msg = e instanceof KubeApiError ? `${e.message}; check the cluster connection and RBAC (pods: create/get/list/watch/delete, pods/log: get, events: list)` : (e as Error).message;
-      return { state: 'failed', error: `${where}: ${msg}` };
+      if (e instanceof KubeApiError && (e.status === 400 || e.status === 422)) {
+        return { state: 'failed', fatal: true, error: `${where}: the API server rejected the pod: ${e.message}; fix the task's operator_args (or its pod_template)` };
+      }
+      const hint =
+        e instanceof KubeApiError && (e.status === 401 || e.status === 403)
+          ? '; check the credentials and RBAC (pods: create/get/list/watch/delete, pods/log: get, events: list)'
+          : e instanceof KubeApiError && e.status === null
+            ? '; check that the cluster is reachable (KUBECONFIG, network)'
+            : '';
+      return { state: 'failed', error: `${where}: ${(e as Error).message}${hint}` };
     }
   }
 
@@ -273,8 +281,7 @@ export class PodOperator implements Operator {
         if (done) return;
         stopFollowing();
         void (async () => {
-          const started = !v.neverStarted || mainTerminated();
-          if (started && !logs && v.reason !== 'PodDeleted') startLogs();
+          if (!v.neverStarted && !logs && v.reason !== 'PodDeleted') startLogs();
           if (logs) await (logs as LogStreamer).finish(this.opts.logFinishGraceMs ?? 5000);
           const events = v.kind === 'success' ? [] : await api.podEvents(namespace, name);
           const extra: Record<string, Json> = { attempt: Number(last.metadata?.labels?.[LABELS.attempt] ?? 0) };
@@ -286,7 +293,9 @@ export class PodOperator implements Operator {
           }
           if (v.reason !== 'PodDeleted' && shouldDelete(cleanup, v.kind)) {
             deleting = true;
-            await api.deletePod(namespace, name).catch((e) => log.warn(`could not delete pod ${name}: ${(e as Error).message}`));
+            // Nothing running (finished, or never started): remove it at once. Running sidecars get their grace period.
+            const running = (last.status?.containerStatuses ?? []).some((c) => c.state?.running);
+            await api.deletePod(namespace, name, running ? args.termination_grace_seconds : 0).catch((e) => log.warn(`could not delete pod ${name}: ${(e as Error).message}`));
           }
           const counts = this.counter.forPod(name);
           const total = this.counter.totalForPod(name);
@@ -300,7 +309,7 @@ export class PodOperator implements Operator {
       const evaluate = () => {
         if (done) return;
         const s = last.status?.containerStatuses?.find((c) => c.name === main);
-        if (s?.state?.running || s?.state?.terminated) startLogs();
+        if (s?.state?.running || s?.state?.terminated?.startedAt) startLogs();
         const v = classifyPod(last, { mainContainer: main, scheduleTimeoutSeconds: scheduleTimeout, skipOnExitCodes: skip, now: Date.now() });
         if (v) finish(v);
       };

@@ -3,6 +3,7 @@
  */
 import pino from 'pino';
 import { Pod } from 'kubernetes-models/v1/Pod';
+import { isValidDns1123Label, isValidLabelValue } from '../pod-names.ts';
 import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskSpec } from '../../../src/dag/types.ts';
 import type { AbortReason, OperatorRunRequest, TaskContext, TaskLogger } from '../../../src/executor/operator.ts';
 
@@ -152,8 +153,16 @@ export function podRequest(p: RequestParts): TestRequest {
 }
 
 /** Validates a pod object against the official Kubernetes schema; throws on the first problem. */
-export function validatePodSchema(obj: unknown): void {
+export function validatePodSchema(input: unknown): void {
+  // Through JSON, as on the wire (the client gives Date objects for timestamps).
+  const obj = JSON.parse(JSON.stringify(input)) as unknown;
   new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate();
+  // The OpenAPI schema does not check names and label values; the API server does.
+  const meta = (obj as { metadata?: { name?: string; labels?: Record<string, string> } }).metadata ?? {};
+  if (meta.name !== undefined && !isValidDns1123Label(meta.name)) throw new Error(`metadata.name ${JSON.stringify(meta.name)} is not a DNS-1123 label`);
+  for (const [k, v] of Object.entries(meta.labels ?? {})) {
+    if (!isValidLabelValue(v)) throw new Error(`metadata.labels.${k}: ${JSON.stringify(v)} is not a valid label value`);
+  }
 }
 
 /** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). */

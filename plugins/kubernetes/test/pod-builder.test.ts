@@ -184,7 +184,7 @@ describe('buildPod', () => {
       'podflow.io/dag-id': 'gpu_finetune',
       'podflow.io/run-id': expect.stringMatching(/^manual__2026-12-03T18_00_00_00_00-[0-9a-f]{8}$/),
       'podflow.io/task-id': 'finetune',
-      'podflow.io/map-index': '-1',
+      'podflow.io/map-index': 'none',
       'podflow.io/try-number': '1',
       'podflow.io/attempt': '0',
     });
