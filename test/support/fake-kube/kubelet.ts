@@ -469,7 +469,11 @@ function compileMatch(match: PodMatch): (pod: PodJson) => boolean {
   return (pod) => {
     const name = pod.metadata?.name ?? '';
     if (match.name !== undefined) {
-      if (typeof match.name === 'string' ? match.name !== name : !match.name.test(name)) return false;
+      if (typeof match.name === 'string' && match.name !== name) return false;
+      if (match.name instanceof RegExp) {
+        match.name.lastIndex = 0; // a /g RegExp would otherwise alternate between hits and misses
+        if (!match.name.test(name)) return false;
+      }
     }
     const labels = pod.metadata?.labels ?? {};
     return Object.entries(match.labels ?? {}).every(([k, v]) => labels[k] === v);

@@ -171,7 +171,7 @@ export interface FakeKube {
   pods(namespace?: string): V1Pod[];
   /** Current events (deep copies); all namespaces when omitted. */
   events(namespace?: string): CoreV1Event[];
-  /** Every request served, in arrival order (recorded when its status is sent; watches and follows when they start). */
+  /** Every request answered, in the order their status line was sent (watches and follows when they start streaming). */
   requests: RequestRecord[];
   resetRequests(): void;
   /**
@@ -284,8 +284,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const matches = (obj: unknown): boolean => matchLabels(obj) && matchFields(obj);
     if (isWatch(ctx.url)) {
       const timeout = q.get('timeoutSeconds');
-      let handle: { abort: () => void; end: () => void } | undefined;
-      handle = serveWatch(
+      const handle = serveWatch(
         ctx.res,
         collection,
         namespace,
@@ -297,7 +296,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
           timeoutSeconds: timeout === null ? undefined : Number(timeout),
           kind,
         },
-        () => handle && openWatches.delete(handle),
+        () => openWatches.delete(handle),
       );
       if (!ctx.res.writableEnded) openWatches.add(handle);
       return;
