@@ -52,9 +52,9 @@ export interface TryNode {
   inputs: DatasetNode[];
   /** … and the tries of its upstream tasks in the same run (data passed by XCom, or ordering). */
   upstream: TryNode[];
-  /** Downstream direction: datasets it produced … */
+  /** Datasets it produced: walked on to their readers downstream; leaves (without readers) upstream. */
   outputs: DatasetNode[];
-  /** … and the tries in the same run that list it as upstream. */
+  /** Downstream direction (and for the root's producer): the tries in the same run that list it as upstream. */
   downstream: TryNode[];
   /** Set when this try is already expanded elsewhere in the tree, or the depth limit was reached. */
   elided?: 'seen' | 'depth';
@@ -127,6 +127,12 @@ function outputRecord(t: TryRecord, uri: string): ArtifactRecord | undefined {
   return t.artifacts.find((a) => a.uri === uri && !a.error);
 }
 
+/** What a successful try produced: its described artifacts and its outlets, once each. */
+function producedUris(t: TryRecord): string[] {
+  if (t.state !== 'success') return [];
+  return [...new Set([...t.artifacts.filter((a) => !a.error).map((a) => a.uri), ...t.outlets])];
+}
+
 function inputRecord(t: TryRecord, uri: string): ArtifactRecord | undefined {
   return t.inputs?.find((a) => a.uri === uri && !a.error);
 }
@@ -161,7 +167,8 @@ class Walker {
     return producers.find((p) => ms(p.end) <= before);
   }
 
-  async up(t: TryRecord, level: number): Promise<TryNode> {
+  /** Upstream from `t`: what it read, the tries it followed, and (as leaves) what else it wrote besides `from`. */
+  async up(t: TryRecord, level: number, from?: string): Promise<TryNode> {
     const node = tryNodeFrom(t);
     if (this.seenUp.has(t.id)) return { ...node, elided: 'seen' };
     if (level >= this.depth) return { ...node, elided: 'depth' };
@@ -180,7 +187,18 @@ class Walker {
       const u = await this.getTry(id);
       if (u) node.upstream.push(await this.up(u, level + 1));
     }
+    // a step that hands data on by XCom often registers it as an artifact: its hash belongs in the chain
+    for (const uri of producedUris(t)) if (uri !== from) node.outputs.push(datasetFrom(uri, outputRecord(t, uri)));
     return node;
+  }
+
+  /** Tries of the same run that list `t` among their upstream tries, walked downstream. */
+  async dependents(t: TryRecord, level: number): Promise<TryNode[]> {
+    const out: TryNode[] = [];
+    for (const d of await this.store.tries(t.dag_id, t.run_id)) {
+      if (d.upstream_tries?.includes(t.id)) out.push(await this.down(d, level + 1));
+    }
+    return out;
   }
 
   /** Tries that read the version `sha` of `uri` produced at `after` (epoch ms). */
@@ -200,19 +218,13 @@ class Walker {
     if (this.seenDown.has(t.id)) return { ...node, elided: 'seen' };
     if (level >= this.depth) return { ...node, elided: 'depth' };
     this.seenDown.add(t.id);
-    if (t.state === 'success') {
-      const uris = [...new Set([...t.artifacts.filter((a) => !a.error).map((a) => a.uri), ...t.outlets])];
-      for (const uri of uris) {
-        const rec = outputRecord(t, uri);
-        const ds = datasetFrom(uri, rec);
-        for (const c of await this.consumersFor(uri, rec?.sha256 ?? null, ms(t.end))) ds.consumed_by.push(await this.down(c, level + 1));
-        node.outputs.push(ds);
-      }
+    for (const uri of producedUris(t)) {
+      const rec = outputRecord(t, uri);
+      const ds = datasetFrom(uri, rec);
+      for (const c of await this.consumersFor(uri, rec?.sha256 ?? null, ms(t.end))) ds.consumed_by.push(await this.down(c, level + 1));
+      node.outputs.push(ds);
     }
-    const sameRun = await this.store.tries(t.dag_id, t.run_id);
-    for (const d of sameRun) {
-      if (d.upstream_tries?.includes(t.id)) node.downstream.push(await this.down(d, level + 1));
-    }
+    node.downstream = await this.dependents(t, level);
     return node;
   }
 }
@@ -256,7 +268,12 @@ export async function lineageGraph(store: LineageStore, uri: string, opts: Linea
   const described = chosen[0] ? outputRecord(chosen[0], root) : undefined;
   const node = datasetFrom(root, described);
   if (onDisk) Object.assign(node, { sha256: onDisk.sha256, size: onDisk.size, media_type: node.media_type ?? mediaTypeOf(root) });
-  if (direction !== 'downstream') for (const p of chosen) node.produced_by.push(await walker.up(p, 0));
+  for (const p of direction === 'downstream' ? [] : chosen) {
+    const pn = await walker.up(p, 0, root);
+    // steps after the producer in its run used the artifact when data moves by XCom (evaluate, publish …)
+    if (direction === 'both') pn.downstream = await walker.dependents(p, 0);
+    node.produced_by.push(pn);
+  }
   if (direction !== 'upstream') {
     const after = chosen[0] ? ms(chosen[0].end) : 0;
     for (const c of await walker.consumersFor(root, node.sha256, after)) node.consumed_by.push(await walker.down(c, 0));
@@ -449,16 +466,23 @@ function tryHeader(t: TryNode): string {
   return `${t.dag_id}.${t.task_id}${map}  try ${t.try_number}  ${t.state}`;
 }
 
-function tryDetails(t: TryNode): string[] {
+/** Detail lines of a try; what equals the nearest try above it in the tree (same run, code, params) is not repeated. */
+function tryDetails(t: TryNode, above: TryNode | null): string[] {
   if (t.elided === 'seen') return ['(shown above)'];
-  const lines = [`run ${t.run_id}  ${t.start} → ${t.end}`];
-  let code = `code ${t.dag_file} ${shortHash(t.dag_file_hash)}`;
-  if (t.git_commit) code += `  git ${t.git_commit.slice(0, 12)}`;
-  lines.push(code);
+  const sameRun = above !== null && above.dag_id === t.dag_id && above.run_id === t.run_id;
+  const lines = [sameRun ? `same run  ${t.start} → ${t.end}` : `run ${t.run_id}  ${t.start} → ${t.end}`];
+  if (!(sameRun && above.dag_file_hash === t.dag_file_hash && above.git_commit === t.git_commit)) {
+    let code = `code ${t.dag_file} ${shortHash(t.dag_file_hash)}`;
+    if (t.git_commit) code += `  git ${t.git_commit.slice(0, 12)}`;
+    lines.push(code);
+  }
   if (t.image) lines.push(`image ${t.image}${t.image_digest ? `@${shortHash(t.image_digest)}` : ''}`);
-  if (Object.keys(t.params).length) lines.push(`params ${kv(t.params)}`);
-  const confOnly = Object.fromEntries(Object.entries(t.conf).filter(([k]) => !(k in t.params)));
-  if (Object.keys(confOnly).length) lines.push(`conf ${kv(confOnly)}`);
+  const sameSettings = sameRun && JSON.stringify(above.params) === JSON.stringify(t.params) && JSON.stringify(above.conf) === JSON.stringify(t.conf);
+  if (!sameSettings) {
+    if (Object.keys(t.params).length) lines.push(`params ${kv(t.params)}`);
+    const confOnly = Object.fromEntries(Object.entries(t.conf).filter(([k]) => !(k in t.params)));
+    if (Object.keys(confOnly).length) lines.push(`conf ${kv(confOnly)}`);
+  }
   if (Object.keys(t.metrics).length) lines.push(`metrics ${kv(t.metrics)}`);
   if (t.elided === 'depth') lines.push('(depth limit reached; query this try’s inputs to go further)');
   return lines;
@@ -480,19 +504,20 @@ function children(n: LineageNode): Labeled[] {
     ...n.inputs.map((node) => ({ label: 'read', node })),
     ...n.upstream.map((node) => ({ label: 'after', node })),
     ...n.outputs.map((node) => ({ label: 'wrote', node })),
-    ...n.downstream.map((node) => ({ label: 'before', node })),
+    ...n.downstream.map((node) => ({ label: 'then', node })),
   ];
 }
 
-function renderInto(lines: string[], n: LineageNode, label: string | null, prefix: string, last: boolean): void {
+function renderInto(lines: string[], n: LineageNode, label: string | null, prefix: string, last: boolean, above: TryNode | null): void {
   const branch = label === null ? '' : last ? '└─ ' : '├─ ';
   const cont = label === null ? '' : last ? '   ' : '│  ';
   const head = n.kind === 'dataset' ? datasetLine(n) : tryHeader(n);
   lines.push(`${prefix}${branch}${label ? `${label} ` : ''}${head}`);
   const kids = children(n);
   const inner = prefix + cont;
-  if (n.kind === 'try') for (const d of tryDetails(n)) lines.push(`${inner}${kids.length ? '│  ' : '   '}${d}`);
-  kids.forEach((k, i) => renderInto(lines, k.node, k.label, inner, i === kids.length - 1));
+  if (n.kind === 'try') for (const d of tryDetails(n, above)) lines.push(`${inner}${kids.length ? '│  ' : '   '}${d}`);
+  const nextAbove = n.kind === 'try' && !n.elided ? n : above;
+  kids.forEach((k, i) => renderInto(lines, k.node, k.label, inner, i === kids.length - 1, nextAbove));
 }
 
 /**
@@ -501,18 +526,24 @@ function renderInto(lines: string[], n: LineageNode, label: string | null, prefi
  * hyper-parameters) and metrics (accuracy …).
  *
  * @example
- * file:///srv/artifacts/iris/model.json  sha256:3f2a9c1b4e5d  12.1 KiB  application/json
- * └─ produced by iris_training.train  try 1  success
- *       run manual__2026-12-03T18:00:00Z  …
- *       params max_depth=4 n_estimators=50
- *       metrics accuracy=0.9667
- *    └─ after iris_training.split  try 1  success
+ * file:///srv/artifacts/model.json  sha256:6c903e8e5166  35 B  application/json
+ * ├─ produced by iris_training.train  try 1  success
+ * │  │  run manual__2026-12-03T10:00:00+00:00  2026-12-03T10:00:03.000Z → 2026-12-03T10:00:33.000Z
+ * │  │  code /srv/dags/iris_training.ts sha256:ca9329d3cbbb  git 571a8d4e04d3
+ * │  │  params max_depth=5 n_estimators=50
+ * │  ├─ after iris_training.split  try 1  success
+ * │  │  │  same run  2026-12-03T10:00:01.000Z → 2026-12-03T10:00:02.000Z
+ * │  │  ├─ read file:///srv/data/iris.csv  sha256:f3181d9c722d  108 B  text/csv
+ * │  │  └─ wrote file:///srv/artifacts/split.json  sha256:05784ad4ed73  24 B  application/json
+ * │  └─ then iris_training.evaluate  try 1  success
+ * │        same run  2026-12-03T10:00:34.000Z → 2026-12-03T10:00:35.000Z
+ * │        metrics accuracy=0.9667
+ * └─ read by iris_training.publish  try 1  success
  *       …
- *       └─ read file:///srv/data/iris.csv  sha256:9a8b7c6d5e4f  4.4 KiB  text/csv
  */
 export function renderTree(node: LineageNode): string {
   const lines: string[] = [];
-  renderInto(lines, node, null, '', true);
+  renderInto(lines, node, null, '', true, null);
   if (node.kind === 'dataset' && node.produced_by.length === 0 && node.consumed_by.length === 0) {
     lines.push('   (no recorded producer or consumer: it was never declared as an inlet, outlet or artifact, or its records are past retention)');
   }

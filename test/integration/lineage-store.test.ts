@@ -154,18 +154,21 @@ async function runTask(
   });
 }
 
-describe('a model file traced back to its data set through a step that passes data by XCom', () => {
+describe('a model file traced back to its data set through steps that pass data by XCom', () => {
+  // iris_training's shape: split reads the data set file and registers the split; train gets the
+  // split by XCom and writes the model; evaluate gets the model by XCom, records accuracy and
+  // writes metrics; publish declares the model file as an inlet.
   const RUN = 'manual__2026-12-03T10:00:00+00:00';
   const DATA = 'sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n7.0,3.2,4.7,1.4,versicolor\n';
+  const SPLIT = '{"train":[0],"test":[1]}';
   const MODEL = '{"kind":"random-forest","trees":50}';
+  const METRICS = '{"accuracy":0.9667}';
   const DAG_SRC = "export default dag('iris_training')\n";
   let l: Lineage;
   let store: LineageStore;
   let commit: string;
   let dagFile: string;
-  let dataUri: string;
-  let modelUri: string;
-  let metricsUri: string;
+  const uri = (rel: string) => pathToFileURL(join(dir, rel)).href;
 
   beforeAll(async () => {
     await mkdir(join(dir, 'repo', 'dags'), { recursive: true });
@@ -179,9 +182,6 @@ describe('a model file traced back to its data set through a step that passes da
     git('-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-q', '-m', 'iris');
     commit = git('rev-parse', 'HEAD');
     await writeFile(join(dir, 'data', 'iris.csv'), DATA);
-    dataUri = pathToFileURL(join(dir, 'data', 'iris.csv')).href;
-    modelUri = pathToFileURL(join(dir, 'artifacts', 'model.json')).href;
-    metricsUri = pathToFileURL(join(dir, 'artifacts', 'metrics.json')).href;
 
     l = lineage();
     store = l.store;
@@ -192,22 +192,32 @@ describe('a model file traced back to its data set through a step that passes da
       artifacts: ['artifacts/model.json'],
       operator_args: { resources: { cpu: '2', memory: '4Gi' } },
     });
-    const evaluate = taskSpec('evaluate', { upstream_task_ids: ['train'], inlets: ['artifacts/model.json'] });
-    const dag = dagSpec(dagFile, sha(DAG_SRC), [split, train, evaluate], { n_estimators: 50, max_depth: 4 });
+    const evaluate = taskSpec('evaluate', { upstream_task_ids: ['train'], downstream_task_ids: ['publish'] });
+    const publish = taskSpec('publish', { upstream_task_ids: ['evaluate'], inlets: ['artifacts/model.json'] });
+    const dag = dagSpec(dagFile, sha(DAG_SRC), [split, train, evaluate, publish], { n_estimators: 50, max_depth: 4 });
     const run = runRecord(RUN, { max_depth: 5 });
+    await writeFile(join(dir, 'artifacts', 'split.json'), SPLIT);
     await runTask(l, dag, run, split, ['2026-12-03T10:00:01.000Z', '2026-12-03T10:00:02.000Z'], {
       outcome: { state: 'success', return_value: { train_rows: 120, test_rows: 30 } },
+      artifacts_registered: [{ uri: 'artifacts/split.json' }],
     });
     await writeFile(join(dir, 'artifacts', 'model.json'), MODEL);
-    await writeFile(join(dir, 'artifacts', 'metrics.json'), '{"accuracy":0.9667}');
-    await runTask(l, dag, run, train, ['2026-12-03T10:00:03.000Z', '2026-12-03T10:00:33.000Z'], {
+    await runTask(l, dag, run, train, ['2026-12-03T10:00:03.000Z', '2026-12-03T10:00:33.000Z']);
+    await writeFile(join(dir, 'artifacts', 'metrics.json'), METRICS);
+    await runTask(l, dag, run, evaluate, ['2026-12-03T10:00:34.000Z', '2026-12-03T10:00:35.000Z'], {
       artifacts_registered: [{ uri: 'artifacts/metrics.json', meta: { media_type: 'application/json' } }],
       metrics: { accuracy: 0.9667 },
     });
-    await runTask(l, dag, run, evaluate, ['2026-12-03T10:00:34.000Z', '2026-12-03T10:00:35.000Z'], { metrics: { accuracy: 0.9667 } });
+    await runTask(l, dag, run, publish, ['2026-12-03T10:00:36.000Z', '2026-12-03T10:00:37.000Z']);
   });
 
-  const tryNode = (task: string, over: Partial<TryNode>): TryNode => ({
+  const TIMES: Record<string, [string, string]> = {
+    split: ['2026-12-03T10:00:01.000Z', '2026-12-03T10:00:02.000Z'],
+    train: ['2026-12-03T10:00:03.000Z', '2026-12-03T10:00:33.000Z'],
+    evaluate: ['2026-12-03T10:00:34.000Z', '2026-12-03T10:00:35.000Z'],
+    publish: ['2026-12-03T10:00:36.000Z', '2026-12-03T10:00:37.000Z'],
+  };
+  const tryNode = (task: string, over: Partial<TryNode> = {}): TryNode => ({
     kind: 'try',
     id: `iris_training/${RUN}/${task}/-1/1`,
     dag_id: 'iris_training',
@@ -216,8 +226,8 @@ describe('a model file traced back to its data set through a step that passes da
     map_index: -1,
     try_number: 1,
     state: 'success',
-    start: '',
-    end: '',
+    start: TIMES[task][0],
+    end: TIMES[task][1],
     dag_file: dagFile,
     dag_file_hash: sha(DAG_SRC),
     git_commit: commit,
@@ -235,9 +245,9 @@ describe('a model file traced back to its data set through a step that passes da
     downstream: [],
     ...over,
   });
-  const ds = (uri: string, content: string, media: string, over: Partial<DatasetNode> = {}): DatasetNode => ({
+  const ds = (rel: string, content: string, media: string, over: Partial<DatasetNode> = {}): DatasetNode => ({
     kind: 'dataset',
-    uri,
+    uri: uri(rel),
     sha256: sha(content),
     size: Buffer.byteLength(content),
     media_type: media,
@@ -248,83 +258,86 @@ describe('a model file traced back to its data set through a step that passes da
     ...over,
   });
 
-  it('returns the graph as JSON: model <- train (params, accuracy) <- split (XCom) <- data file hash, and model -> evaluate', async () => {
+  it('returns the graph as JSON: model <- train (params) <- split (XCom, split hash) <- data set hash; then evaluate (accuracy); read by publish', async () => {
     const g = await lineageGraph(store, join(dir, 'artifacts', 'model.json'));
     expect(g).toEqual(
-      ds(modelUri, MODEL, 'application/json', {
+      ds('artifacts/model.json', MODEL, 'application/json', {
         produced_by: [
           tryNode('train', {
-            start: '2026-12-03T10:00:03.000Z',
-            end: '2026-12-03T10:00:33.000Z',
-            metrics: { accuracy: 0.9667 },
             upstream: [
               tryNode('split', {
-                start: '2026-12-03T10:00:01.000Z',
-                end: '2026-12-03T10:00:02.000Z',
                 return_value: { train_rows: 120, test_rows: 30 },
-                inputs: [ds(dataUri, DATA, 'text/csv')],
+                inputs: [ds('data/iris.csv', DATA, 'text/csv')],
+                outputs: [ds('artifacts/split.json', SPLIT, 'application/json')],
+              }),
+            ],
+            downstream: [
+              tryNode('evaluate', {
+                metrics: { accuracy: 0.9667 },
+                outputs: [ds('artifacts/metrics.json', METRICS, 'application/json')],
+                downstream: [tryNode('publish')],
               }),
             ],
           }),
         ],
-        consumed_by: [
-          tryNode('evaluate', {
-            start: '2026-12-03T10:00:34.000Z',
-            end: '2026-12-03T10:00:35.000Z',
-            metrics: { accuracy: 0.9667 },
-          }),
-        ],
+        consumed_by: [tryNode('publish', { elided: 'seen' })],
       }),
     );
   });
 
   it('renders the tree naming the data set hash, the run, the code hash, the hyper-parameters and the accuracy', async () => {
-    const text = renderTree(await lineageGraph(store, modelUri));
+    const text = renderTree(await lineageGraph(store, uri('artifacts/model.json')));
     const h = (s: string) => `sha256:${sha(s).slice(0, 12)}`;
     const code = `code ${dagFile} ${h(DAG_SRC)}  git ${commit.slice(0, 12)}`;
+    const run = (t: string) => `run ${RUN}  ${TIMES[t][0]} → ${TIMES[t][1]}`;
+    const same = (t: string) => `same run  ${TIMES[t][0]} → ${TIMES[t][1]}`;
     expect(text).toBe(
       [
-        `${modelUri}  ${h(MODEL)}  ${MODEL.length} B  application/json`,
+        `${uri('artifacts/model.json')}  ${h(MODEL)}  ${MODEL.length} B  application/json`,
         `├─ produced by iris_training.train  try 1  success`,
-        `│  │  run ${RUN}  2026-12-03T10:00:03.000Z → 2026-12-03T10:00:33.000Z`,
+        `│  │  ${run('train')}`,
         `│  │  ${code}`,
         `│  │  params max_depth=5 n_estimators=50`,
-        `│  │  metrics accuracy=0.9667`,
-        `│  └─ after iris_training.split  try 1  success`,
-        `│     │  run ${RUN}  2026-12-03T10:00:01.000Z → 2026-12-03T10:00:02.000Z`,
-        `│     │  ${code}`,
-        `│     │  params max_depth=5 n_estimators=50`,
-        `│     └─ read ${dataUri}  ${h(DATA)}  ${DATA.length} B  text/csv`,
-        `└─ read by iris_training.evaluate  try 1  success`,
-        `      run ${RUN}  2026-12-03T10:00:34.000Z → 2026-12-03T10:00:35.000Z`,
-        `      ${code}`,
-        `      params max_depth=5 n_estimators=50`,
-        `      metrics accuracy=0.9667`,
+        `│  ├─ after iris_training.split  try 1  success`,
+        `│  │  │  ${same('split')}`,
+        `│  │  ├─ read ${uri('data/iris.csv')}  ${h(DATA)}  ${DATA.length} B  text/csv`,
+        `│  │  └─ wrote ${uri('artifacts/split.json')}  ${h(SPLIT)}  ${SPLIT.length} B  application/json`,
+        `│  └─ then iris_training.evaluate  try 1  success`,
+        `│     │  ${same('evaluate')}`,
+        `│     │  metrics accuracy=0.9667`,
+        `│     ├─ wrote ${uri('artifacts/metrics.json')}  ${h(METRICS)}  ${METRICS.length} B  application/json`,
+        `│     └─ then iris_training.publish  try 1  success`,
+        `│           ${same('publish')}`,
+        `└─ read by iris_training.publish  try 1  success`,
+        `      (shown above)`,
         '',
       ].join('\n'),
     );
   });
 
-  it('walks downstream from the data set: split, then train (by XCom) and what train wrote', async () => {
-    const g = await lineageGraph(store, dataUri, { direction: 'downstream' });
+  it('walks downstream from the data set: split, what it wrote, then train (by XCom) and onwards', async () => {
+    const g = await lineageGraph(store, uri('data/iris.csv'), { direction: 'downstream' });
     const names = (n: DatasetNode | TryNode): unknown =>
       n.kind === 'dataset'
-        ? { ds: n.uri, by: n.consumed_by.map(names) }
-        : { try: n.task_id, wrote: n.outputs.map(names), then: n.downstream.map(names) };
+        ? { ds: n.uri.slice(n.uri.lastIndexOf('/') + 1), by: n.consumed_by.map(names) }
+        : { try: n.task_id, ...(n.elided ? { elided: n.elided } : {}), wrote: n.outputs.map(names), then: n.downstream.map(names) };
     expect(names(g)).toEqual({
-      ds: dataUri,
+      ds: 'iris.csv',
       by: [
         {
           try: 'split',
-          wrote: [],
+          wrote: [{ ds: 'split.json', by: [] }],
           then: [
             {
               try: 'train',
-              wrote: [
-                { ds: modelUri, by: [{ try: 'evaluate', wrote: [], then: [] }] },
-                { ds: metricsUri, by: [] },
+              wrote: [{ ds: 'model.json', by: [{ try: 'publish', wrote: [], then: [] }] }],
+              then: [
+                {
+                  try: 'evaluate',
+                  wrote: [{ ds: 'metrics.json', by: [] }],
+                  then: [{ try: 'publish', elided: 'seen', wrote: [], then: [] }],
+                },
               ],
-              then: [{ try: 'evaluate', wrote: [], then: [] }],
             },
           ],
         },
@@ -334,6 +347,7 @@ describe('a model file traced back to its data set through a step that passes da
 
   it('gives the whole provenance of the run, with its external inputs, outputs, metrics and cost', async () => {
     const p = await runProvenance(store, 'iris_training', RUN);
+    const ref = (rel: string, content: string) => ({ uri: uri(rel), sha256: sha(content), size: content.length, media_type: rel.endsWith('.csv') ? 'text/csv' : 'application/json', etag: null, version_id: null });
     expect(p && { ...p, tries: p.tries.map((t) => [t.task_id, t.state, t.upstream_tries]) }).toEqual({
       dag_id: 'iris_training',
       run_id: RUN,
@@ -345,23 +359,21 @@ describe('a model file traced back to its data set through a step that passes da
       conf: { max_depth: 5 },
       params: { n_estimators: 50, max_depth: 5 },
       start: '2026-12-03T10:00:01.000Z',
-      end: '2026-12-03T10:00:35.000Z',
-      inputs: [{ uri: dataUri, sha256: sha(DATA), size: DATA.length, media_type: 'text/csv', etag: null, version_id: null }],
-      outputs: [
-        { uri: modelUri, sha256: sha(MODEL), size: MODEL.length, media_type: 'application/json', etag: null, version_id: null },
-        { uri: metricsUri, sha256: sha('{"accuracy":0.9667}'), size: 19, media_type: 'application/json', etag: null, version_id: null },
-      ],
+      end: '2026-12-03T10:00:37.000Z',
+      inputs: [ref('data/iris.csv', DATA)],
+      outputs: [ref('artifacts/split.json', SPLIT), ref('artifacts/model.json', MODEL), ref('artifacts/metrics.json', METRICS)],
       metrics: { accuracy: 0.9667 },
       cost: { cpu_seconds: 60, memory_gib_seconds: 120, gpu_seconds: 0 },
       tries: [
         ['split', 'success', []],
         ['train', 'success', [`iris_training/${RUN}/split/-1/1`]],
         ['evaluate', 'success', [`iris_training/${RUN}/train/-1/1`]],
+        ['publish', 'success', [`iris_training/${RUN}/evaluate/-1/1`]],
       ],
     });
     const text = renderProvenance(p!);
     expect(text.split('\n').slice(0, 6)).toEqual([
-      `run ${RUN} of iris_training (manual)  2026-12-03T10:00:01.000Z → 2026-12-03T10:00:35.000Z`,
+      `run ${RUN} of iris_training (manual)  2026-12-03T10:00:01.000Z → 2026-12-03T10:00:37.000Z`,
       `code ${dagFile} sha256:${sha(DAG_SRC).slice(0, 12)}  git ${commit.slice(0, 12)}`,
       'params max_depth=5 n_estimators=50',
       'conf max_depth=5',
@@ -374,14 +386,14 @@ describe('a model file traced back to its data set through a step that passes da
     const all = new PassThrough();
     const chunks: string[] = [];
     all.on('data', (c) => chunks.push(String(c)));
-    expect(await store.exportNdjson(all)).toBe(3);
-    expect(chunks.join('').trimEnd().split('\n').map((l) => JSON.parse(l).task_id)).toEqual(['split', 'train', 'evaluate']);
-    expect(await store.exportNdjson(new PassThrough().resume(), { dag_id: 'iris_training', since: '2026-12-03T10:00:33.000Z' })).toBe(2);
+    expect(await store.exportNdjson(all)).toBe(4);
+    expect(chunks.join('').trimEnd().split('\n').map((line) => JSON.parse(line).task_id)).toEqual(['split', 'train', 'evaluate', 'publish']);
+    expect(await store.exportNdjson(new PassThrough().resume(), { dag_id: 'iris_training', since: '2026-12-03T10:00:33.000Z' })).toBe(3);
     expect(await store.exportNdjson(new PassThrough().resume(), { dag_id: 'other' })).toBe(0);
   });
 
   it('keeps records for the retention period', async () => {
-    const ttl = await redis.ttl(`${store.producedKey(modelUri).replace(/produced:.*$/, '')}try:iris_training/${RUN}/train/-1/1`);
+    const ttl = await redis.ttl(`${store.producedKey(uri('x')).replace(/produced:.*$/, '')}try:iris_training/${RUN}/train/-1/1`);
     expect([30 * 86400 - 1, 30 * 86400]).toContain(ttl);
   });
 });
