@@ -297,6 +297,28 @@ describe('worker restart', () => {
     }
   });
 
+  it('two workers racing on the same try create one pod: the loser gets 409 AlreadyExists and adopts it', async () => {
+    kube.script(byTask('race'), { kind: 'succeed', logs: lines(5), runMs: 200 });
+    const worker2 = newOperator();
+    try {
+      await Promise.all([op.watcher(NS), worker2.watcher(NS)]);
+      // Hold both creates so neither worker can see the other's pod before it posts its own.
+      kube.slow('POST', new RegExp(`^/api/v1/namespaces/${NS}/pods$`), 100, 2);
+      const a = podRequest({ taskId: 'race', args: args() });
+      const b = podRequest({ taskId: 'race', args: args() });
+      const [oa, ob] = await Promise.all([op.execute(a.req), worker2.execute(b.req)]);
+      expect([oa.state, ob.state]).toEqual(['success', 'success']);
+      const posts = kube.requests.filter((r) => r.method === 'POST' && r.path === `/api/v1/namespaces/${NS}/pods`);
+      expect(posts.slice(-2).map((r) => r.status).sort()).toEqual([201, 409]);
+      expect([a, b].filter((x) => x.log.messages.some((m) => m.msg.startsWith('re-attached to live pod')))).toHaveLength(1);
+      expect(a.log.lines).toEqual(lines(5));
+      expect(b.log.lines).toEqual(lines(5));
+      await until(() => podsOf('race').length === 0, 'pod removed');
+    } finally {
+      worker2.close();
+    }
+  });
+
   it('a retry after eviction never adopts the evicted pod: it creates the next attempt', async () => {
     const id = { dagId: 'gpu_finetune', taskId: 'evict2', runId: RUN, mapIndex: -1, tryNumber: 1 };
     kube.script({ name: podName(id) }, { kind: 'evict_before_start' });
