@@ -130,7 +130,7 @@ export class SensorOperator implements Operator {
       const now = this.now();
       const remaining = sensorRemainingMs({ started_at: startedAt, timeout_ms: a.timeout_ms, now });
       if (remaining !== null && remaining <= 0) {
-        const msg = `sensor '${a.sensor}' timed out: its condition did not hold within ${a.timeout_ms! / 1000}s of the first poke (${new Date(startedAt).toISOString()})${res.detail ? `; last poke: ${res.detail}` : ''}`;
+        const msg = `${where}: sensor '${a.sensor}' timed out: its condition did not hold within ${a.timeout_ms! / 1000}s of the first poke (${new Date(startedAt).toISOString()})${res.detail ? `; last poke: ${res.detail}` : ''}`;
         if (a.soft_fail) {
           log.warn(`${msg}; soft_fail is set, so the task is skipped`);
           return { state: 'skipped', error: msg };
