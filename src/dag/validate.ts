@@ -1,4 +1,5 @@
-import type { DagSpec } from './types.ts';
+import type { DagSpec, DatasetCondition } from './types.ts';
+import { validateSchedule } from '../schedule/timetable.ts';
 
 /** Airflow's rule for DAG and task ids: letters, digits, '-', '_', '.', at most 250 characters. */
 const ID_RE = /^[A-Za-z0-9_.-]{1,250}$/;
@@ -28,6 +29,11 @@ export function validateDagSpec(spec: DagSpec): string[] {
       problems.push(`task '${t.task_id}' expands over '${t.expand.task_id}', which is not one of its upstream tasks`);
     }
   }
+  if (spec.schedule.cron !== null) {
+    const err = validateSchedule(spec.schedule.cron, spec.schedule.timezone);
+    if (err) problems.push(err);
+  }
+  if (spec.schedule.datasets) problems.push(...datasetProblems(spec.schedule.datasets));
   const cycle = findCycle(spec);
   if (cycle) problems.push(`dependencies form a cycle: ${cycle.join(' -> ')}; remove one of these edges`);
   if (spec.max_active_runs < 1) problems.push('max_active_runs must be at least 1');
@@ -89,4 +95,17 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length];
+}
+
+function datasetProblems(c: DatasetCondition): string[] {
+  if ('uri' in c) {
+    return typeof c.uri === 'string' && c.uri.length > 0 && c.uri.length <= 3000
+      ? []
+      : [`dataset URI ${JSON.stringify(c.uri)} is invalid: use a non-empty string such as "s3://bucket/labels" or "dataset://team/name"`];
+  }
+  const list = 'all' in c ? c.all : 'any' in c ? c.any : null;
+  if (!Array.isArray(list) || list.length === 0) {
+    return ['a dataset schedule needs a list of URIs, or { all: [...] } / { any: [...] } with at least one entry'];
+  }
+  return list.flatMap(datasetProblems);
 }

@@ -7,7 +7,7 @@ export class PythonOperator implements Operator {
   readonly type = 'python';
 
   async execute(req: OperatorRunRequest): Promise<TaskOutcome> {
-    const dag = await loadDagObject(req.dag.file, req.dag.dag_id);
+    const dag = await loadDagObject(req.dag.file, req.dag.dag_id, req.dag.file_hash);
     const fn = dag.callable(req.task.task_id);
     if (!fn) {
       return { state: 'failed', fatal: true, error: `${req.dag.file}: DAG '${req.dag.dag_id}' has no inline function for task '${req.task.task_id}'` };

@@ -154,7 +154,6 @@ export class DagFolderLoader {
         });
         continue;
       }
-      spec.file = rel;
       this.owners.set(spec.dag_id, file);
       this.specs.set(spec.dag_id, spec);
       await this.store.putDag(spec);

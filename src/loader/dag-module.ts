@@ -15,15 +15,22 @@ export class DagModuleError extends Error {
   readonly code = 'DAG_MODULE';
 }
 
-export async function loadDagObject(file: string, dagId: string): Promise<Dag> {
+/**
+ * @param fileHash the content hash the scheduler loaded (DagSpec.file_hash); when given, the
+ *   module of that version is reused without reading the file again.
+ */
+export async function loadDagObject(file: string, dagId: string, fileHash?: string): Promise<Dag> {
   const abs = isAbsolute(file) ? file : resolve(process.cwd(), file);
-  let content: Buffer;
-  try {
-    content = readFileSync(abs);
-  } catch {
-    throw new DagModuleError(`DAG file ${file} of DAG '${dagId}' cannot be read on this worker; is the DAGs folder the same on every worker?`);
+  let hash = fileHash?.slice(0, 16);
+  if (!hash || !cache.has(`${abs}?v=${hash}`)) {
+    let content: Buffer;
+    try {
+      content = readFileSync(abs);
+    } catch {
+      throw new DagModuleError(`DAG file ${file} of DAG '${dagId}' cannot be read on this worker; is the DAGs folder the same on every worker?`);
+    }
+    hash = createHash('sha256').update(content).digest('hex').slice(0, 16);
   }
-  const hash = createHash('sha256').update(content).digest('hex').slice(0, 16);
   const key = `${abs}?v=${hash}`;
   let mod = cache.get(key);
   if (!mod) {

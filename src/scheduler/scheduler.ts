@@ -5,7 +5,7 @@ import type { DagRunRecord, DagSpec, TaskInstanceRecord, TaskSpec, TaskState } f
 import { FINISHED_TASK_STATES } from '../dag/types.ts';
 import { runsDue } from '../schedule/timetable.ts';
 import { DagRunExistsError, type StateStore } from '../state/store.ts';
-import { enqueueTask, type TaskJobData } from '../worker/jobs.ts';
+import { enqueueTask, enqueueTasks, type TaskJobData } from '../worker/jobs.ts';
 import { pullXcom } from '../worker/xcom.ts';
 import { priorityWeights } from './priority-weights.ts';
 import { decide, summarize } from './trigger-rules.ts';
@@ -41,6 +41,7 @@ interface Candidate {
 
 /** A queued task whose job may have been lost (crash between state change and enqueue) is re-sent after this. */
 const REQUEUE_AFTER_MS = 10_000;
+const WAKE_DEBOUNCE_MS = 10;
 
 /**
  * The scheduling loop: creates runs from schedules, moves task instances along their
@@ -53,6 +54,8 @@ export class Scheduler {
   private again = false;
   private stopped = true;
   private lastRetentionSweep = 0;
+  private wakePending = false;
+  private lastTickMs = 0;
 
   constructor(readonly o: SchedulerOptions) {}
 
@@ -85,8 +88,12 @@ export class Scheduler {
   /** Run a tick soon (a task finished, a run was triggered). */
   wake(): void {
     if (this.stopped) return;
+    // A short debounce folds a burst of finished tasks into one tick.
     if (this.ticking) this.again = true;
-    else this.schedule(5);
+    else if (!this.wakePending) {
+      this.wakePending = true;
+      this.schedule(this.wakeDelay());
+    }
   }
 
   private schedule(ms: number) {
@@ -94,17 +101,25 @@ export class Scheduler {
     this.timer = setTimeout(() => void this.loop(), ms);
   }
 
+  /** Event-driven ticks wait at least as long as the last tick took, so a busy scheduler leaves the CPU half free for workers. */
+  private wakeDelay(): number {
+    return Math.max(WAKE_DEBOUNCE_MS, Math.min(this.lastTickMs, 500));
+  }
+
   private async loop() {
+    this.wakePending = false;
     if (this.stopped) return;
+    const started = performance.now();
     try {
       await this.tick();
     } catch (e) {
       this.o.logger.error({ err: e }, 'scheduler tick failed; retrying next interval');
     }
+    this.lastTickMs = performance.now() - started;
     if (this.stopped) return;
     if (this.again) {
       this.again = false;
-      this.schedule(5);
+      this.schedule(this.wakeDelay());
     } else this.schedule(this.o.intervalMs);
   }
 
@@ -169,7 +184,7 @@ export class Scheduler {
 
   private async createScheduledRuns(dag: DagSpec, now: Date, limit: number): Promise<void> {
     if (!dag.schedule.cron || limit <= 0) return;
-    const last = await this.o.store.latestRun(dag.dag_id, ['scheduled']);
+    const last = await this.o.store.latestScheduledLogicalDate(dag.dag_id);
     let due;
     try {
       due = runsDue({
@@ -177,7 +192,7 @@ export class Scheduler {
         start_date: dag.start_date ? new Date(dag.start_date) : null,
         end_date: dag.end_date ? new Date(dag.end_date) : null,
         catchup: dag.catchup,
-        lastScheduledLogicalDate: last ? new Date(last.logical_date) : null,
+        lastScheduledLogicalDate: last,
         now,
         limit,
       });
@@ -186,17 +201,16 @@ export class Scheduler {
       return;
     }
     for (const interval of due) {
+      const runId = `scheduled__${interval.start.toISOString()}`;
       try {
-        const run = await triggerDagRun(this.o.store, dag, {
-          run_type: 'scheduled',
-          logical_date: interval.start,
-          data_interval: interval,
-          dag_run_id: `scheduled__${interval.start.toISOString()}`,
-        });
+        const run = await triggerDagRun(this.o.store, dag, { run_type: 'scheduled', logical_date: interval.start, data_interval: interval, dag_run_id: runId });
         this.o.logger.info({ dag_id: dag.dag_id, run_id: run.dag_run_id }, `created scheduled run for [${run.data_interval_start}, ${run.data_interval_end})`);
       } catch (e) {
-        if (!(e instanceof DagRunExistsError)) throw e; // another scheduler (or a manual run) got there first
+        // Another scheduler (or a manual run for that logical date) got there first: the
+        // interval is covered either way, so the cron clock moves on.
+        if (!(e instanceof DagRunExistsError)) throw e;
       }
+      await this.o.store.markScheduled(dag.dag_id, runId, interval.start.toISOString());
     }
   }
 
@@ -215,10 +229,12 @@ export class Scheduler {
         tis = await store.listTis(dag.dag_id, run.dag_run_id);
       }
     }
-    for (let pass = 0; pass < 3; pass++) {
+    // evaluate() updates the in-memory states it changes, so a chain of skips or
+    // upstream_failed settles in a few passes; only a mapping expansion needs a re-read.
+    for (let pass = 0; pass < 5; pass++) {
       const changed = await this.evaluate(dag, run, tis, tasks, now);
-      if (!changed) break;
-      tis = await store.listTis(dag.dag_id, run.dag_run_id);
+      if (changed === 'none') break;
+      if (changed === 'expanded') tis = await store.listTis(dag.dag_id, run.dag_run_id);
     }
     for (const ti of tis) {
       const task = tasks.get(ti.task_id);
@@ -242,8 +258,14 @@ export class Scheduler {
     }
   }
 
-  /** Decide every not-yet-considered task instance; true when something changed. */
-  private async evaluate(dag: DagSpec, run: DagRunRecord, tis: TaskInstanceRecord[], tasks: Map<string, TaskSpec>, now: Date): Promise<boolean> {
+  /** Decide every not-yet-considered task instance; says whether states changed or instances were added. */
+  private async evaluate(
+    dag: DagSpec,
+    run: DagRunRecord,
+    tis: TaskInstanceRecord[],
+    tasks: Map<string, TaskSpec>,
+    now: Date,
+  ): Promise<'none' | 'states' | 'expanded'> {
     const { store } = this.o;
     const byTask = new Map<string, TaskInstanceRecord[]>();
     for (const ti of tis) {
@@ -251,6 +273,7 @@ export class Scheduler {
       byTask.get(ti.task_id)!.push(ti);
     }
     let changed = false;
+    let expanded = false;
     for (const ti of tis) {
       if (ti.state !== 'none') continue;
       const task = tasks.get(ti.task_id);
@@ -259,7 +282,10 @@ export class Scheduler {
         const fields: Record<string, unknown> = { note };
         if (to !== 'scheduled') fields.end_date = now.toISOString();
         const res = await store.transitionTi(ti, ['none'], to, fields);
-        if (res.ok) changed = true;
+        if (res.ok) {
+          changed = true;
+          ti.state = to;
+        }
       };
       // A branch upstream that did not choose this task skips it, whatever its trigger rule (as Airflow).
       const unchosen = task.upstream_task_ids.find((u) => {
@@ -274,7 +300,7 @@ export class Scheduler {
       }
       const upstreamStates: TaskState[] = [];
       for (const u of task.upstream_task_ids) for (const uti of byTask.get(u) ?? []) upstreamStates.push(uti.state);
-      const decision = task.upstream_task_ids.length === 0 ? 'run' : decide(task.trigger_rule, summarize(upstreamStates));
+      const decision = task.upstream_task_ids.length === 0 ? 'run' : decide(task.trigger_rule, summarize(upstreamStates), ti.map_index);
       if (decision === 'wait') continue;
       if (decision === 'skip') {
         await set('skipped', `trigger rule ${task.trigger_rule} not met by upstream states`);
@@ -286,12 +312,12 @@ export class Scheduler {
       }
       if (task.depends_on_past && !(await this.pastAllows(dag, run, ti))) continue;
       if (task.expand && ti.map_index === -1) {
-        changed = (await this.expand(dag, run, task, ti, now)) || changed;
+        expanded = (await this.expand(dag, run, task, ti, now)) || expanded;
         continue;
       }
       await set('scheduled');
     }
-    return changed;
+    return expanded ? 'expanded' : changed ? 'states' : 'none';
   }
 
   /** depends_on_past: the same task in the previous run (by logical date) must have succeeded or been skipped. */
@@ -333,37 +359,52 @@ export class Scheduler {
     return store.expandTi(dag, run.dag_run_id, task.task_id, count, ti.priority_weight);
   }
 
-  /** Queue ready task instances, highest priority weight first, within pools and limits. */
+  /**
+   * Queue ready task instances, highest priority weight first, within pools and limits. The
+   * compare-and-sets go out in batches (one round trip per batch) and the jobs in one addBulk.
+   */
   private async queueCandidates(candidates: Candidate[]): Promise<void> {
-    const { store, queue, logger } = this.o;
+    const { store, logger } = this.o;
     candidates.sort((a, b) => b.ti.priority_weight - a.ti.priority_weight || a.logical - b.logical || (a.ti.task_id < b.ti.task_id ? -1 : 1));
     const fullPools = new Set<string>();
     const fullDags = new Set<string>();
-    for (const c of candidates) {
-      if (fullPools.has(c.ti.pool) || fullDags.has(c.dag.dag_id)) continue;
-      const tryNumber = c.ti.try_number + 1;
-      const res = await store.transitionTi(
-        c.ti,
-        ['scheduled'],
-        'queued',
-        { try_number: tryNumber, queued_when: new Date().toISOString() },
-        { expectTry: c.ti.try_number, limits: { parallelism: this.o.parallelism, max_active_tasks: c.dag.max_active_tasks } },
+    let parallelismFull = false;
+    const BATCH = 64;
+    for (let i = 0; i < candidates.length && !parallelismFull; i += BATCH) {
+      const batch = candidates.slice(i, i + BATCH).filter((c) => !fullPools.has(c.ti.pool) && !fullDags.has(c.dag.dag_id));
+      const queuedWhen = new Date().toISOString();
+      // Batched in order: Redis runs them one after another, so limits are still checked atomically per task.
+      const results = await Promise.all(
+        batch.map((c) =>
+          store.transitionTi(
+            c.ti,
+            ['scheduled'],
+            'queued',
+            { try_number: c.ti.try_number + 1, queued_when: queuedWhen },
+            { expectTry: c.ti.try_number, limits: { parallelism: this.o.parallelism, max_active_tasks: c.dag.max_active_tasks } },
+          ),
+        ),
       );
-      if (!res.ok) {
-        if (res.reason === 'limit') {
-          if (res.limit === 'parallelism') return;
-          if (res.limit === 'max_active_tasks') fullDags.add(c.dag.dag_id);
-          else {
-            fullPools.add(c.ti.pool);
-            if (res.limit === 'no_such_pool') {
-              await store.updateTi(c.ti, { note: `pool '${c.ti.pool}' does not exist; create it with \`podflow pools set ${c.ti.pool} <slots>\`` });
-              logger.warn({ dag_id: c.dag.dag_id, task_id: c.task.task_id, pool: c.ti.pool }, `task waits for pool '${c.ti.pool}', which does not exist`);
-            }
+      const jobs = [];
+      for (let j = 0; j < batch.length; j++) {
+        const c = batch[j];
+        const res = results[j];
+        if (res.ok) {
+          jobs.push({ data: { ...keyOf(c.ti), try_number: c.ti.try_number + 1, kind: 'run' as const }, priority: c.ti.priority_weight });
+          continue;
+        }
+        if (res.reason !== 'limit') continue;
+        if (res.limit === 'parallelism') parallelismFull = true;
+        else if (res.limit === 'max_active_tasks') fullDags.add(c.dag.dag_id);
+        else {
+          fullPools.add(c.ti.pool);
+          if (res.limit === 'no_such_pool') {
+            await store.updateTi(c.ti, { note: `pool '${c.ti.pool}' does not exist; create it with \`podflow pools set ${c.ti.pool} <slots>\`` });
+            logger.warn({ dag_id: c.dag.dag_id, task_id: c.task.task_id, pool: c.ti.pool }, `task waits for pool '${c.ti.pool}', which does not exist`);
           }
         }
-        continue;
       }
-      await enqueueTask(queue, { ...keyOf(c.ti), try_number: tryNumber, kind: 'run' }, { priority: c.ti.priority_weight });
+      await enqueueTasks(this.o.queue, jobs);
     }
   }
 

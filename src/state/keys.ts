@@ -29,6 +29,10 @@ export class Keys {
   runs(dagId: string) {
     return `${this.prefix}:runs:${dagId}`;
   }
+  /** Sorted set of scheduled (cron) run ids by logical date: the cron clock of a DAG. */
+  scheduledRuns(dagId: string) {
+    return `${this.prefix}:runs_scheduled:${dagId}`;
+  }
   /** Hash ISO logical date -> run id; makes (dag_id, logical_date) unique. */
   runsByDate(dagId: string) {
     return `${this.prefix}:runs_by_date:${dagId}`;

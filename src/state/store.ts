@@ -125,6 +125,22 @@ export class StateStore {
     return raw ? (JSON.parse(raw) as DagSpec) : null;
   }
 
+  private readonly dagCache = new Map<string, DagSpec>();
+
+  /**
+   * The DAG spec, parsed once per file version: a worker runs many tasks of one DAG and the
+   * spec of a wide DAG is large. Checks the (small) file hash each call.
+   */
+  async getDagCached(dagId: string): Promise<DagSpec | null> {
+    const hash = await this.redis.hget(this.keys.dagMeta(dagId), 'file_hash');
+    const cached = this.dagCache.get(dagId);
+    if (cached && hash !== null && cached.file_hash === hash && (await this.redis.exists(this.keys.dagSpec(dagId)))) return cached;
+    const spec = await this.getDag(dagId);
+    if (spec) this.dagCache.set(dagId, spec);
+    else this.dagCache.delete(dagId);
+    return spec;
+  }
+
   async dagIds(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.dags())).sort();
   }
@@ -257,6 +273,17 @@ export class StateStore {
     }
   }
 
+  /** Record that a cron run exists for this logical date (idempotent). */
+  async markScheduled(dagId: string, runId: string, logicalDate: string): Promise<void> {
+    await this.redis.zadd(this.keys.scheduledRuns(dagId), Date.parse(logicalDate), runId);
+  }
+
+  /** Logical date of the latest cron run, without scanning manual runs. */
+  async latestScheduledLogicalDate(dagId: string): Promise<Date | null> {
+    const res = await this.redis.zrevrange(this.keys.scheduledRuns(dagId), 0, 0, 'WITHSCORES');
+    return res.length === 2 ? new Date(Number(res[1])) : null;
+  }
+
   async runIdForLogicalDate(dagId: string, logicalDate: string): Promise<string | null> {
     return this.redis.hget(this.keys.runsByDate(dagId), logicalDate);
   }
@@ -308,6 +335,7 @@ export class StateStore {
     }
     m.del(this.keys.tis(dagId, runId), this.keys.run(dagId, runId));
     m.zrem(this.keys.runs(dagId), runId);
+    m.zrem(this.keys.scheduledRuns(dagId), runId);
     m.hdel(this.keys.runsByDate(dagId), run.logical_date);
     m.srem(this.keys.activeRuns(), `${dagId}|${runId}`);
     await m.exec();

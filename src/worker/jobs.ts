@@ -30,11 +30,21 @@ export function taskQueue(connection: ConnectionOptions, prefix: string): Queue<
   });
 }
 
-export async function enqueueTask(queue: Queue<TaskJobData>, data: TaskJobData, opts: { delayMs?: number; priority?: number } = {}) {
-  await queue.add(`${data.dag_id}.${data.task_id}`, data, {
+function jobOptions(data: TaskJobData, opts: { delayMs?: number; priority?: number }) {
+  return {
     jobId: taskJobId(data),
     delay: opts.delayMs && opts.delayMs > 0 ? Math.round(opts.delayMs) : undefined,
     // BullMQ: lower number = higher priority (1 highest); map Airflow weights (higher first).
     priority: opts.priority !== undefined ? Math.max(1, 1_000_000 - Math.min(999_999, Math.max(0, opts.priority))) : undefined,
-  });
+  };
+}
+
+export async function enqueueTask(queue: Queue<TaskJobData>, data: TaskJobData, opts: { delayMs?: number; priority?: number } = {}) {
+  await queue.add(`${data.dag_id}.${data.task_id}`, data, jobOptions(data, opts));
+}
+
+/** Many jobs in one round trip (the scheduler queues a whole wave of ready tasks at once). */
+export async function enqueueTasks(queue: Queue<TaskJobData>, jobs: { data: TaskJobData; priority?: number }[]) {
+  if (jobs.length === 0) return;
+  await queue.addBulk(jobs.map((j) => ({ name: `${j.data.dag_id}.${j.data.task_id}`, data: j.data, opts: jobOptions(j.data, { priority: j.priority }) })));
 }

@@ -93,7 +93,7 @@ export class TaskWorker {
     const d = job.data;
     const key = store.keys.ti(d);
     const log = logger.child({ dag_id: d.dag_id, run_id: d.dag_run_id, task_id: d.task_id, map_index: d.map_index, try_number: d.try_number });
-    const [dag, run, ti] = await Promise.all([store.getDag(d.dag_id), store.getRun(d.dag_id, d.dag_run_id), store.getTi(d)]);
+    const [dag, run, ti] = await Promise.all([store.getDagCached(d.dag_id), store.getRun(d.dag_id, d.dag_run_id), store.getTi(d)]);
     if (!ti || !run) {
       log.warn('job for a task instance or run that no longer exists; dropped');
       return;
@@ -291,7 +291,7 @@ export class TaskWorker {
   private async callback(dag: DagSpec, task: TaskSpec, run: DagRunRecord, ti: TaskInstanceRecord, which: 'on_success_callback' | 'on_failure_callback' | 'on_retry_callback' | null, outcome: TaskOutcome) {
     if (!which) return;
     try {
-      const obj = await loadDagObject(dag.file, dag.dag_id);
+      const obj = await loadDagObject(dag.file, dag.dag_id, dag.file_hash);
       const cb = obj.callbacks(task.task_id)[which];
       if (!cb) return;
       const taskLog = new TaskLog(this.o.store, ti, ti.try_number, this.o.logger);

@@ -90,3 +90,20 @@ describe('DAG validation', () => {
     expect(problems(() => d)).toHaveLength(1);
   });
 });
+
+describe('schedule validation at load time', () => {
+  it('reports a bad cron expression and an unknown time zone as DAG problems', () => {
+    const p1 = problems(() => dag({ dag_id: 'badcron', schedule: '61 * * * *' }, (d) => { d.task('a', async () => 1); }));
+    expect(p1).toHaveLength(1);
+    expect(p1[0]).toMatch(/61/);
+    const p2 = problems(() => dag({ dag_id: 'badtz', schedule: '@daily', timezone: 'Europe/Berln' }, (d) => { d.task('a', async () => 1); }));
+    expect(p2).toHaveLength(1);
+    expect(p2[0]).toMatch(/Europe\/Berlin/);
+  });
+
+  it('reports an empty dataset schedule', () => {
+    expect(problems(() => dag({ dag_id: 'ds', schedule: { any: [] } }, (d) => { d.task('a', async () => 1); }))).toEqual([
+      'a dataset schedule needs a list of URIs, or { all: [...] } / { any: [...] } with at least one entry',
+    ]);
+  });
+});
