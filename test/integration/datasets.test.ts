@@ -1,0 +1,162 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { triggerDagRun } from '../../src/scheduler/trigger.ts';
+import { StateStore } from '../../src/state/store.ts';
+import { DatasetEvents, type DatasetEvent } from '../../src/triggers/dataset-events.ts';
+import { DatasetTriggers } from '../../src/triggers/dataset-triggers.ts';
+import type { DagSpec } from '../../src/dag/types.ts';
+import { dag as defineDag } from '../../src/dag/dag.ts';
+import { OPERATOR_TOKEN, startTestPodflow, VIEWER_TOKEN, type TestPodflow } from '../support/podflow.ts';
+import { redisUrl, uniquePrefix } from '../support/redis.ts';
+
+const run = promisify(execFile);
+const LABELS = 'dataset://t/labels';
+const A = 'dataset://t/a';
+const B = 'dataset://t/b';
+
+const DAGS = `
+import { dag } from 'podflow';
+export const onLabels = dag({ dag_id: 'on_labels', schedule: [${JSON.stringify(LABELS)}] }, (d) => {
+  d.task('count', async (ctx) => {
+    const ev = (ctx.conf.triggering_dataset_events ?? {}) as Record<string, { id: number; extra: unknown }[]>;
+    return Object.fromEntries(Object.entries(ev).map(([uri, list]) => [uri, list.map((e) => e.extra)]));
+  });
+});
+export const produceA = dag({ dag_id: 'produce_a', schedule: null }, (d) => {
+  d.task('write', async () => 'written', { outlets: [${JSON.stringify(A)}] });
+});
+export const needsBoth = dag({ dag_id: 'needs_both', schedule: { all: [{ uri: ${JSON.stringify(A)} }, { uri: ${JSON.stringify(B)} }] } }, (d) => {
+  d.task('go', async () => 'ok');
+});
+`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('dataset-scheduled DAGs', () => {
+  let pf: TestPodflow;
+  beforeAll(async () => {
+    pf = await startTestPodflow({ files: { 'datasets.ts': DAGS } });
+  });
+  afterAll(async () => pf?.close());
+
+  const api = (path: string, init: RequestInit & { token?: string } = {}) =>
+    fetch(`${pf.api!.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${init.token ?? OPERATOR_TOKEN}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+  const postEvent = (uri: string, extra?: object) => api('/api/v1/datasets/events', { method: 'POST', body: JSON.stringify({ dataset_uri: uri, extra }) });
+
+  async function runsOf(dagId: string, count: number, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const runs = await pf.store.listRuns(dagId);
+      if (runs.length >= count && runs.slice(0, count).every((r) => r.state === 'success' || r.state === 'failed')) return runs;
+      if (Date.now() > deadline) throw new Error(`${dagId} has ${runs.length} runs (${runs.map((r) => r.state).join(', ')}), expected ${count} finished`);
+      await sleep(50);
+    }
+  }
+
+  it('three rapid updates start the DAG exactly once, with all three events in conf', async () => {
+    // Paused while the updates arrive, so no tick can fall between them; they wait for the unpause.
+    expect((await api('/api/v1/dags/on_labels', { method: 'PATCH', body: JSON.stringify({ is_paused: true }) })).status).toBe(200);
+    const posted = await Promise.all([1, 2, 3].map((n) => postEvent(LABELS, { batch: n })));
+    expect(posted.map((r) => r.status)).toEqual([200, 200, 200]);
+    await api('/api/v1/dags/on_labels', { method: 'PATCH', body: JSON.stringify({ is_paused: false }) });
+    const [first] = await runsOf('on_labels', 1);
+    await sleep(500); // several scheduler ticks: nothing more may start
+    const runs = await pf.store.listRuns('on_labels');
+    expect(runs.map((r) => [r.run_type, r.state])).toEqual([['dataset_triggered', 'success']]);
+    const x = (await pf.store.getXcom({ dag_id: 'on_labels', dag_run_id: first.dag_run_id, task_id: 'count', map_index: -1 }, 'return_value')) as Record<string, { batch: number }[]>;
+    expect(x[LABELS].map((e) => e.batch).sort()).toEqual([1, 2, 3]);
+
+    const upstream = (await (await api(`/api/v1/dags/on_labels/dagRuns/${encodeURIComponent(first.dag_run_id)}/upstreamDatasetEvents`)).json()) as { total_entries: number };
+    expect(upstream.total_entries).toBe(3);
+
+    // A later update starts one more run, with only the new event.
+    await postEvent(LABELS, { batch: 4 });
+    const after = await runsOf('on_labels', 2);
+    expect(after).toHaveLength(2);
+    const x2 = (await pf.store.getXcom({ dag_id: 'on_labels', dag_run_id: after[0].dag_run_id, task_id: 'count', map_index: -1 }, 'return_value')) as Record<string, { batch: number }[]>;
+    expect(x2).toEqual({ [LABELS]: [{ batch: 4 }] });
+  });
+
+  it('an AND schedule waits for every dataset; a task outlet records the event with its source', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await triggerDagRun(pf.store, (await pf.store.getDag('produce_a'))!);
+      expect((await pf.waitForRun('produce_a', r.dag_run_id, 10_000)).state).toBe('success');
+    }
+    await sleep(300);
+    expect(await pf.store.countRuns('needs_both')).toBe(0);
+    const evA = (await (await api(`/api/v1/datasets/events?dataset_uri=${encodeURIComponent(A)}`, { token: VIEWER_TOKEN })).json()) as {
+      dataset_events: DatasetEvent[];
+      total_entries: number;
+    };
+    expect(evA.total_entries).toBe(2);
+    expect(evA.dataset_events.map((e) => [e.source_dag_id, e.source_task_id, e.source_map_index])).toEqual([
+      ['produce_a', 'write', -1],
+      ['produce_a', 'write', -1],
+    ]);
+    await postEvent(B);
+    const [r] = await runsOf('needs_both', 1);
+    const conf = r.conf.triggering_dataset_events as Record<string, DatasetEvent[]>;
+    expect(Object.keys(conf).sort()).toEqual([A, B]);
+    expect([conf[A].length, conf[B].length]).toEqual([2, 1]);
+  });
+
+  it('lists datasets with producers and consumers, gets one by URL-encoded URI, and rejects a bad event body', async () => {
+    const list = (await (await api('/api/v1/datasets', { token: VIEWER_TOKEN })).json()) as {
+      datasets: { uri: string; consuming_dags: { dag_id: string }[]; producing_tasks: { dag_id: string; task_id: string }[] }[];
+    };
+    const a = list.datasets.find((d) => d.uri === A)!;
+    expect(a.consuming_dags.map((d) => d.dag_id)).toEqual(['needs_both']);
+    expect(a.producing_tasks.map((t) => `${t.dag_id}.${t.task_id}`)).toEqual(['produce_a.write']);
+    const one = await api(`/api/v1/datasets/${encodeURIComponent(LABELS)}`, { token: VIEWER_TOKEN });
+    expect(one.status).toBe(200);
+    expect(((await one.json()) as { uri: string }).uri).toBe(LABELS);
+    expect((await api(`/api/v1/datasets/${encodeURIComponent('dataset://nope')}`, { token: VIEWER_TOKEN })).status).toBe(404);
+    const bad = await api('/api/v1/datasets/events', { method: 'POST', body: JSON.stringify({ uri: LABELS }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { detail: string }).detail).toBe("Invalid request body: field 'dataset_uri': Invalid input: expected string, received undefined; unknown field 'uri'");
+    expect((await api('/api/v1/datasets/events', { method: 'POST', token: VIEWER_TOKEN, body: JSON.stringify({ dataset_uri: LABELS }) })).status).toBe(403);
+  });
+
+  it('`podflow datasets event` records an event with extra and `datasets list` shows it', async () => {
+    const env = { ...process.env, REDIS_URL: redisUrl(), PODFLOW_PREFIX: pf.config.prefix, LOG_LEVEL: 'silent' };
+    const ev = await run('node', ['src/cli/bin.mjs', 'datasets', 'event', 'dataset://t/cli', '--extra', '{"rows": 7}', '--json'], { env });
+    expect(JSON.parse(ev.stdout)).toMatchObject({ dataset_uri: 'dataset://t/cli', extra: { rows: 7 }, source_dag_id: null });
+    const list = await run('node', ['src/cli/bin.mjs', 'datasets', 'list'], { env });
+    expect(list.stdout.split('\n').find((l) => l.startsWith(A))).toMatch(/^dataset:\/\/t\/a\s+produce_a\.write\s+needs_both\s+\d{4}-/);
+    expect(list.stdout).toContain('dataset://t/cli');
+  });
+});
+
+describe('dataset triggers with several schedulers', () => {
+  it('two schedulers checking at once create one run per batch of events', async () => {
+    const prefix = uniquePrefix('ds-race');
+    const conns = [new Redis(redisUrl()), new Redis(redisUrl())];
+    const stores = conns.map((c) => new StateStore(c, prefix));
+    const logger = pino({ level: 'silent' });
+    const spec: DagSpec = defineDag({ dag_id: 'race', schedule: { any: [{ uri: A }, { uri: B }] } }, (d) => {
+      d.task('t', async () => null);
+    }).toSpec('race.ts', 'x');
+    await stores[0].putDag(spec);
+    const triggers = stores.map((store) => new DatasetTriggers({ store, logger }));
+    const events = new DatasetEvents(stores[0]);
+    try {
+      for (let round = 0; round < 10; round++) {
+        await events.record(round % 2 ? A : B);
+        await events.record(A);
+        const made = await Promise.all([triggers[0].checkDag(spec), triggers[1].checkDag(spec), triggers[0].checkDag(spec), triggers[1].checkDag(spec)]);
+        expect(made.filter(Boolean)).toHaveLength(1);
+      }
+      expect(await stores[0].countRuns('race')).toBe(10);
+      // Nothing new: nothing more starts.
+      expect(await Promise.all([triggers[0].checkDag(spec), triggers[1].checkDag(spec)])).toEqual([null, null]);
+    } finally {
+      for (const c of conns) c.disconnect();
+    }
+  });
+});
