@@ -1,7 +1,7 @@
 /**
  * Pod templates: a base V1Pod (object or JSON/YAML file) that a task's fields are merged onto.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { loadYaml, type V1Pod } from '@kubernetes/client-node';
 
@@ -33,5 +33,7 @@ export function resolvePodTemplate(ref: string | Record<string, unknown> | undef
 
 /** Folder used to resolve relative template paths for a DAG file. */
 export function dagDirOf(dagFile: string, dagsFolder: string): string {
-  return dirname(isAbsolute(dagFile) ? dagFile : resolve(dagsFolder, dagFile));
+  if (isAbsolute(dagFile)) return dirname(dagFile);
+  const inFolder = resolve(dagsFolder, dagFile);
+  return dirname(existsSync(inFolder) ? inFolder : resolve(dagFile));
 }
