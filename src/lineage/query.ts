@@ -173,17 +173,21 @@ class Walker {
     if (this.seenUp.has(t.id)) return { ...node, elided: 'seen' };
     if (level >= this.depth) return { ...node, elided: 'depth' };
     this.seenUp.add(t.id);
+    const viaInputs = new Set<string>();
     for (const uri of t.inlets) {
       const read = inputRecord(t, uri);
       const ds = datasetFrom(uri, read);
       const producer = await this.producerFor(uri, read?.sha256 ?? null, ms(t.start));
       if (producer) {
         if (!read) Object.assign(ds, datasetFrom(uri, outputRecord(producer, uri)), { produced_by: [] });
-        ds.produced_by.push(await this.up(producer, level + 1));
+        viaInputs.add(producer.id);
+        ds.produced_by.push(await this.up(producer, level + 1, uri));
       }
       node.inputs.push(ds);
     }
     for (const id of t.upstream_tries ?? []) {
+      // already shown as the producer of an input
+      if (viaInputs.has(id)) continue;
       const u = await this.getTry(id);
       if (u) node.upstream.push(await this.up(u, level + 1));
     }
@@ -484,6 +488,11 @@ function tryDetails(t: TryNode, above: TryNode | null): string[] {
     if (Object.keys(confOnly).length) lines.push(`conf ${kv(confOnly)}`);
   }
   if (Object.keys(t.metrics).length) lines.push(`metrics ${kv(t.metrics)}`);
+  // small return values carry what a step chose (the best hyper-parameters, a model path …)
+  if (t.return_value !== null) {
+    const json = JSON.stringify(t.return_value);
+    lines.push(`returned ${json.length > 300 ? `${json.slice(0, 299)}…` : json}`);
+  }
   if (t.elided === 'depth') lines.push('(depth limit reached; query this try’s inputs to go further)');
   return lines;
 }
