@@ -4,7 +4,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
+import { dagRunUuid, type RunEvent } from '../../src/lineage/openlineage.ts';
 import { lineageGraph, renderTree, runProvenance, type DatasetNode, type LineageNode, type TryNode } from '../../src/lineage/query.ts';
 import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
 
@@ -13,6 +17,36 @@ import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
 // the test accuracy and the run.
 const DAGS = fileURLToPath(new URL('../../dags/', import.meta.url));
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+const SCHEMA_DIR = fileURLToPath(new URL('../../../shared/openlineage/', import.meta.url));
+
+/** Core schema plus every facet schema in shared/openlineage/facets (by facet name). */
+function eventValidator(): (ev: RunEvent) => string[] {
+  if (!existsSync(join(SCHEMA_DIR, 'OpenLineage.json'))) {
+    throw new Error(`OpenLineage schema not found at ${SCHEMA_DIR}: put the shared/ folder beside the repository clone (../shared/openlineage), as CI does`);
+  }
+  const ajv = new Ajv2020.default({ allErrors: true, strict: false });
+  addFormats.default(ajv);
+  const core = JSON.parse(readFileSync(join(SCHEMA_DIR, 'OpenLineage.json'), 'utf8'));
+  ajv.addSchema(core);
+  const facets = new Map<string, (d: unknown) => boolean>();
+  for (const f of readdirSync(join(SCHEMA_DIR, 'facets'))) {
+    const s = JSON.parse(readFileSync(join(SCHEMA_DIR, 'facets', f), 'utf8'));
+    ajv.addSchema(s);
+    const v = ajv.getSchema(s.$id)!;
+    for (const name of Object.keys(s.properties)) facets.set(name, (d) => v(d) as boolean);
+  }
+  const v = ajv.getSchema(core.$id)!;
+  const check = (where: string, fs: Record<string, unknown> | undefined) =>
+    Object.entries(fs ?? {}).flatMap(([name, body]) => (facets.get(name)?.({ [name]: body }) ? [] : [`${where}.${name} invalid or without schema`]));
+  return (ev) => [
+    ...(v(ev) ? [] : [`event: ${ajv.errorsText(v.errors)}`]),
+    ...check('run', ev.run.facets),
+    ...check('job', ev.job.facets),
+    ...ev.inputs.flatMap((d) => check('input', d.facets)),
+    ...ev.outputs.flatMap((d) => [...check('output', d.facets), ...check('outputFacets', d.outputFacets)]),
+  ];
+}
 
 function walk(n: LineageNode, out: LineageNode[] = []): LineageNode[] {
   out.push(n);
@@ -30,7 +64,14 @@ describe('lineage of the iris_training model', () => {
     artifacts = await mkdtemp(join(tmpdir(), 'pf-iris-lineage-'));
     // the DAG reads PODFLOW_ARTIFACTS from the process environment
     process.env.PODFLOW_ARTIFACTS = artifacts;
-    pf = await startTestPodflow({ env: { PODFLOW_DAGS_FOLDER: DAGS, PODFLOW_ARTIFACTS: artifacts } });
+    pf = await startTestPodflow({
+      env: {
+        PODFLOW_DAGS_FOLDER: DAGS,
+        PODFLOW_ARTIFACTS: artifacts,
+        PODFLOW_OPENLINEAGE_TRANSPORT: 'file',
+        PODFLOW_OPENLINEAGE_FILE: join(artifacts, 'openlineage.ndjson'),
+      },
+    });
   });
   afterAll(async () => {
     await pf?.close();
@@ -80,6 +121,25 @@ describe('lineage of the iris_training model', () => {
     expect(text).toContain(`run lineage_check`);
     expect(text).toContain(`metrics accuracy=${accuracy}`);
     expect(text).toContain(`returned ${JSON.stringify(best).slice(0, 40)}`);
+
+    // the same run as OpenLineage events: valid, run START first, run COMPLETE last, each try START before its end
+    expect(await pf.lineage.flush(10_000)).toBe(true);
+    const parent = dagRunUuid('podflow', 'iris_training', 'lineage_check');
+    const events = readFileSync(join(artifacts, 'openlineage.ndjson'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as RunEvent)
+      .filter((e) => e.run.runId === parent || (e.run.facets.parent as { run?: { runId?: string } } | undefined)?.run?.runId === parent);
+    const valid = eventValidator();
+    expect(events.map(valid)).toEqual(events.map(() => []));
+    expect([events[0].eventType, events[0].job.name]).toEqual(['START', 'iris_training']);
+    expect([events.at(-1)!.eventType, events.at(-1)!.job.name]).toEqual(['COMPLETE', 'iris_training']);
+    const taskEvents = events.slice(1, -1);
+    const starts = taskEvents.filter((e) => e.eventType === 'START').map((e) => e.run.runId);
+    const ends = taskEvents.filter((e) => e.eventType === 'COMPLETE').map((e) => e.run.runId);
+    const tis = await pf.store.listTis('iris_training', 'lineage_check');
+    expect([starts.length, ends.length, new Set(ends)]).toEqual([tis.length, tis.length, new Set(starts)]);
+    for (const id of starts) expect(taskEvents.findIndex((e) => e.run.runId === id && e.eventType === 'START')).toBeLessThan(taskEvents.findIndex((e) => e.run.runId === id && e.eventType === 'COMPLETE'));
 
     const prov = await runProvenance(pf.lineage.store, 'iris_training', 'lineage_check');
     expect(prov?.metrics.accuracy).toBe(accuracy);
