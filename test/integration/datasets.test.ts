@@ -101,7 +101,7 @@ describe('dataset-scheduled DAGs', () => {
     ]);
     await postEvent(B);
     const [r] = await runsOf('needs_both', 1);
-    const conf = r.conf.triggering_dataset_events as Record<string, DatasetEvent[]>;
+    const conf = r.conf.triggering_dataset_events as unknown as Record<string, DatasetEvent[]>;
     expect(Object.keys(conf).sort()).toEqual([A, B]);
     expect([conf[A].length, conf[B].length]).toEqual([2, 1]);
   });
