@@ -98,7 +98,13 @@ export default dag(
         ctx.log.info(`setting ${params.id}: cross-validated accuracy ${result.validation_accuracy.toFixed(4)}`);
         return result as unknown as Json;
       },
-      { expand: searchSpace() as unknown as Json[], group: 'tuning', doc: 'Score one hyper-parameter setting by stratified k-fold CV' },
+      {
+        expand: searchSpace() as unknown as Json[],
+        group: 'tuning',
+        // Each setting trains in a process of its own, so the search really runs in parallel.
+        isolation: 'process',
+        doc: 'Score one hyper-parameter setting by stratified k-fold CV',
+      },
     );
 
     const selectBestTask = d.task(

@@ -172,6 +172,8 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   }
 
   if (roles.worker) {
+    // Task code (inline functions, commands, child processes) learns the artifacts folder from the environment.
+    process.env.PODFLOW_ARTIFACTS = config.artifactsFolder;
     operators.register(new PythonOperator());
     operators.register(new CommandOperator());
     operators.register(new SensorOperator({ sensors, store }));

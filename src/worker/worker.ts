@@ -93,6 +93,7 @@ export class TaskWorker {
     const d = job.data;
     const key = store.keys.ti(d);
     const log = logger.child({ dag_id: d.dag_id, run_id: d.dag_run_id, task_id: d.task_id, map_index: d.map_index, try_number: d.try_number });
+    if (d.kind === 'dag_callback') return this.dagCallback(d, log);
     const [dag, run, ti] = await Promise.all([store.getDagCached(d.dag_id), store.getRun(d.dag_id, d.dag_run_id), store.getTi(d)]);
     if (!ti || !run) {
       log.warn('job for a task instance or run that no longer exists; dropped');
@@ -195,7 +196,9 @@ export class TaskWorker {
       }
     } catch (e) {
       const err = e as Error;
-      outcome = { state: 'failed', error: `${err.message}${err.stack ? `\n${err.stack.split('\n').slice(1, 6).join('\n')}` : ''}` };
+      // The message is the task instance's note; the stack goes to the task log.
+      if (err?.stack) taskLog.error(err.stack.split('\n').slice(0, 12).join('\n'));
+      outcome = { state: 'failed', error: err?.message ?? String(e) };
     } finally {
       clearInterval(heartbeat);
       clearTimeout(timeout);
@@ -265,7 +268,8 @@ export class TaskWorker {
     const retry = !outcome.fatal && ti.try_number < maxTries;
     if (retry) {
       const delay = outcome.free_retry ? 1000 : retryDelayMs(task, ti.try_number);
-      const at = Date.now() + delay;
+      // Measured from end_date, so the recorded gap next_attempt_at - end_date is the computed delay.
+      const at = now.getTime() + delay;
       const res = await store.transitionTi(ti, ['running'], 'up_for_retry', { ...base, next_attempt_at: at, max_tries: maxTries, note: error }, cas);
       if (!res.ok) return this.lost(taskLog, res);
       await enqueueTask(queue, { ...keyOf(ti), try_number: ti.try_number + 1, kind: 'retry' }, { delayMs: delay });
@@ -300,6 +304,25 @@ export class TaskWorker {
       await taskLog.flush();
     } catch (e) {
       this.o.logger.error({ err: e, dag_id: dag.dag_id, task_id: task.task_id }, `${which} of task '${task.task_id}' failed`);
+    }
+  }
+
+  /** A DAG-level on_success_callback / on_failure_callback, run by importing the DAG file here. */
+  private async dagCallback(d: TaskJobData, log: Logger): Promise<void> {
+    const which = d.run_state === 'success' ? 'on_success_callback' : 'on_failure_callback';
+    const dag = await this.o.store.getDagCached(d.dag_id);
+    if (!dag) {
+      log.warn(`DAG '${d.dag_id}' is no longer defined; its ${which} for run ${d.dag_run_id} is not run`);
+      return;
+    }
+    try {
+      const obj = await loadDagObject(dag.file, dag.dag_id, dag.file_hash);
+      const cb = obj.options[which];
+      if (!cb) return;
+      await cb({ dag_id: d.dag_id, run_id: d.dag_run_id, state: d.run_state ?? 'failed', reason: d.reason });
+      log.info(`${which} of DAG '${d.dag_id}' ran for run ${d.dag_run_id}`);
+    } catch (e) {
+      log.error({ err: e }, `${which} of DAG '${d.dag_id}' (${dag.file}) failed for run ${d.dag_run_id}: ${(e as Error).message}`);
     }
   }
 
