@@ -1,4 +1,5 @@
 import type { RouteGroup } from '../server.ts';
+import { backfillRoutes } from './backfill-routes.ts';
 import { datasetRoutes } from './dataset-routes.ts';
 import { stableApiRoutes } from './stable-api-routes.ts';
 import { webhookRoutes } from './webhook-routes.ts';
@@ -7,4 +8,4 @@ import { webhookRoutes } from './webhook-routes.ts';
  * Route groups beyond the core (webhooks, datasets, lineage …). Each feature module exports
  * a RouteGroup and is listed here, so the server and its OpenAPI document stay one table.
  */
-export const extraRouteGroups: RouteGroup[] = [stableApiRoutes, datasetRoutes, webhookRoutes];
+export const extraRouteGroups: RouteGroup[] = [stableApiRoutes, datasetRoutes, webhookRoutes, backfillRoutes];
