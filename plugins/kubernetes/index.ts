@@ -39,7 +39,8 @@ export function createPodOperator(opts: PodOperatorOptions): PodOperator {
 /** Plugin entry: registers the `pod` operator, configured from `PODFLOW_KUBE_*`. */
 export function register(ctx: PluginContext): void {
   const cfg = loadKubePluginConfig(ctx.config.env);
-  const logger = ctx.logger.child({ plugin: 'kubernetes' });
+  // The plugin loader already tags ctx.logger with the plugin's folder name.
+  const logger = ctx.logger;
   const op = createPodOperator({
     mode: cfg.mode,
     kubeConfig: cfg.kubeConfig ?? undefined,
@@ -47,6 +48,8 @@ export function register(ctx: PluginContext): void {
     profiles: cfg.profiles,
     logger,
     dagsFolder: ctx.config.dagsFolder,
+    redis: ctx.redis,
+    redisPrefix: `${ctx.config.prefix}:`,
   });
   ctx.operators.register(op);
   ctx.onShutdown(() => op.close());

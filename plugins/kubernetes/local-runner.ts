@@ -37,6 +37,10 @@ function literalEnv(args: PodArgs, log: TaskLogger): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(args.env ?? {})) {
     if (typeof v === 'object') {
+      if ('secret_key_ref' in v || 'config_map_key_ref' in v) {
+        const ref = 'secret_key_ref' in v ? v.secret_key_ref : v.config_map_key_ref;
+        if (ref.optional) continue;
+      }
       log.warn(`local mode: env ${k} references a Secret/ConfigMap/field and is not set; set it in the worker's environment if the command needs it`);
       continue;
     }

@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from 'pino';
 import type { KubeApi } from './kube-api.ts';
+import type { LogCursor, LogCursorStore } from './log-cursor-store.ts';
 
 export interface LogStreamerOptions {
   api: KubeApi;
@@ -23,6 +24,10 @@ export interface LogStreamerOptions {
   logger: Logger;
   /** Delay before reopening a cut or refused stream (default 200 ms, doubling to 3 s). */
   reconnectDelayMs?: number;
+  /** Keeps the position across workers (re-attach resumes instead of repeating). */
+  cursorStore?: LogCursorStore;
+  /** Least time between two cursor saves while lines flow (default 1 s). */
+  cursorSaveIntervalMs?: number;
 }
 
 /** Nanoseconds since the epoch of an RFC 3339 (nano) timestamp, or null. */
@@ -49,6 +54,19 @@ export class LineDeduper {
   private emittedAtLast = new Map<string, number>();
   private replayedAtLast = new Map<string, number>();
   dropped = 0;
+
+  /** The position, for a later worker to resume from; null before the first timestamped line. */
+  cursor(): LogCursor | null {
+    if (this.lastNs === null) return null;
+    return { last_ns: this.lastNs.toString(), at_last: [...this.emittedAtLast] };
+  }
+
+  /** Continues from a saved position: older lines, and the saved lines at its timestamp, are dropped. */
+  restore(c: LogCursor): void {
+    this.lastNs = BigInt(c.last_ns);
+    this.emittedAtLast = new Map(c.at_last);
+    this.replayedAtLast = new Map();
+  }
 
   /** Call when a new stream starts (its replay of the boundary is counted afresh). */
   newStream(): void {
@@ -99,13 +117,51 @@ export class LogStreamer {
   private readonly dedupe = new LineDeduper();
   private current: http.ClientRequest | null = null;
   private stopped = false;
+  private draining = false;
   private loop: Promise<void> | null = null;
 
   constructor(private readonly o: LogStreamerOptions) {}
 
+  private lastSave = 0;
+  private saving: Promise<void> = Promise.resolve();
+
   /** Starts following (once). */
   start(): void {
-    this.loop ??= this.run().catch((e) => this.o.logger.warn({ err: (e as Error).message, pod: this.o.pod }, 'log stream gave up'));
+    this.loop ??= this.restore()
+      .then(() => this.run())
+      .catch((e) => this.o.logger.warn({ err: (e as Error).message, pod: this.o.pod }, 'log stream gave up'));
+  }
+
+  private async restore(): Promise<void> {
+    const store = this.o.cursorStore;
+    if (!store) return;
+    try {
+      const c = await store.get(this.o.namespace, this.o.pod);
+      if (c) this.dedupe.restore(c);
+    } catch (e) {
+      // Without the cursor the log may repeat lines; it never loses any.
+      this.o.logger.warn({ err: (e as Error).message, pod: this.o.pod }, 'could not read the log cursor');
+    }
+  }
+
+  /** Saves the position now (serialized with earlier saves). */
+  saveCursor(): Promise<void> {
+    const store = this.o.cursorStore;
+    const c = this.dedupe.cursor();
+    if (!store || !c) return this.saving;
+    this.lastSave = Date.now();
+    this.saving = this.saving
+      .then(() => store.set(this.o.namespace, this.o.pod, c))
+      .catch((e) => this.o.logger.warn({ err: (e as Error).message, pod: this.o.pod }, 'could not save the log cursor'));
+    return this.saving;
+  }
+
+  /** Forgets the saved position (the pod is done). */
+  async dropCursor(): Promise<void> {
+    const store = this.o.cursorStore;
+    if (!store) return;
+    await this.saving;
+    await store.delete(this.o.namespace, this.o.pod).catch(() => undefined);
   }
 
   /**
@@ -123,18 +179,26 @@ export class LogStreamer {
       new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
     ]);
     clearTimeout(timer);
-    if (!timedOut) return;
-    this.stopped = true;
-    this.current?.destroy();
-    await this.loop;
-    // One bounded read (no follow) for the tail.
-    await this.once(false).catch(() => undefined);
+    if (timedOut) {
+      this.stopped = true;
+      this.current?.destroy();
+      await this.loop;
+      // One bounded read (no follow) for the tail.
+      this.draining = true;
+      await this.once(false).catch(() => undefined);
+    }
+    await this.dropCursor();
   }
 
-  /** Stops at once (abort or shutdown); lines not yet read are not fetched. */
-  stop(): void {
+  /**
+   * Stops at once (abort or shutdown); lines not yet read are not fetched. With `keepCursor`
+   * (graceful shutdown) the position is saved for the worker that re-attaches.
+   */
+  async stop(keepCursor = false): Promise<void> {
     this.stopped = true;
     this.current?.destroy();
+    if (keepCursor) await this.saveCursor();
+    else await this.dropCursor();
   }
 
   private async run(): Promise<void> {
@@ -228,9 +292,11 @@ export class LogStreamer {
   private emit(raw: string): void {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const { ns, text } = splitTimestamp(line);
+    if (this.stopped && !this.draining) return;
     if (this.dedupe.accept(ns, text)) {
       this.stats.lines++;
       this.o.onLine(text);
+      if (this.o.cursorStore && Date.now() - this.lastSave >= (this.o.cursorSaveIntervalMs ?? 1000)) void this.saveCursor();
     } else this.stats.duplicatesDropped++;
   }
 }

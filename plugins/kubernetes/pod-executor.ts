@@ -8,12 +8,14 @@
  */
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
 import { Counter, register as defaultRegistry, type Registry } from 'prom-client';
 import type { Json, TaskOutcome } from '../../src/dag/types.ts';
 import type { AbortReason, Operator, OperatorRunRequest } from '../../src/executor/operator.ts';
 import type { CapacityProfiles } from './capacity-profiles.ts';
 import { KubeApi, KubeApiError, RequestCounter, type RetryOptions } from './kube-api.ts';
 import { LogStreamer } from './log-streamer.ts';
+import { RedisLogCursorStore, type LogCursorStore } from './log-cursor-store.ts';
 import { runLocal } from './local-runner.ts';
 import { classifyPod, classifyVanished, DISRUPTION_REASONS, mainContainerOf, podFacts, toOutcome, type PodVerdict } from './outcome.ts';
 import { parsePodArgs, POD_ARG_DEFAULTS, type PodArgs } from './pod-args.ts';
@@ -44,6 +46,13 @@ export interface PodOperatorOptions {
   reconnectDelayMs?: number;
   /** prom-client registry for `podflow_kube_api_requests_total` (default: the global one). */
   metricsRegistry?: Registry;
+  /**
+   * Redis for the log cursors (with `redisPrefix`): a worker re-attaching to a live pod then
+   * resumes its log where the previous worker stopped. Without it the log is replayed from the start.
+   */
+  redis?: Redis;
+  /** Key prefix for `redis` (the Podflow prefix, e.g. "podflow:"). */
+  redisPrefix?: string;
 }
 
 type Cleanup = 'delete' | 'keep_failed' | 'keep_all';
@@ -79,6 +88,7 @@ export class PodOperator implements Operator {
   readonly api: KubeApi | null;
   readonly counter: RequestCounter;
   private readonly watchers = new Map<string, PodWatcher>();
+  private readonly cursors: LogCursorStore | undefined;
   private readonly logger: Logger;
   /** Requests per finished pod (most recent 500), e.g. `{ create: 1, log: 1, delete: 1 }`. */
   readonly podRequests = new Map<string, Record<string, number>>();
@@ -91,6 +101,7 @@ export class PodOperator implements Operator {
       if (!opts.kubeConfig) throw new Error('pod operator in cluster mode needs a kubeConfig; set KUBECONFIG or PODFLOW_KUBE_MODE=local');
       this.api = new KubeApi(opts.kubeConfig, { logger: this.logger, counter: this.counter, ...opts.retry });
     } else this.api = null;
+    this.cursors = opts.redis ? new RedisLogCursorStore(opts.redis, opts.redisPrefix ?? '') : undefined;
   }
 
   /** Stops the shared watches (pods are left as they are). */
@@ -265,6 +276,7 @@ export class PodOperator implements Operator {
           logger: this.logger,
           reconnectDelayMs: this.opts.reconnectDelayMs,
           isTerminated: mainTerminated,
+          cursorStore: this.cursors,
           onLine: (line) => log.raw(line, 'stdout'),
         });
         logs.start();
@@ -330,12 +342,13 @@ export class PodOperator implements Operator {
       // Re-check without events: the schedule timeout is a matter of time, not of change.
       const timer = setInterval(evaluate, Math.max(100, Math.min(5000, (scheduleTimeout * 1000) / 4)));
 
-      const onAbort = () => {
+      const onAbort = async () => {
         if (done) return;
         const reason = req.signal.reason as AbortReason | undefined;
         stopFollowing();
-        (logs as LogStreamer | null)?.stop();
-        if (reason?.kind === 'shutdown') {
+        const shutdown = reason?.kind === 'shutdown';
+        await (logs as LogStreamer | null)?.stop(shutdown);
+        if (shutdown) {
           log.info(`worker shutting down: pod ${namespace}/${name} left running for the next worker to re-attach`);
           resolve({ state: 'failed', free_retry: true, error: `worker shut down; pod ${name} was left running and will be re-attached` });
           return;
@@ -351,7 +364,7 @@ export class PodOperator implements Operator {
             resolve({ state: 'failed', error: `pod ${name}: ${why}${reason?.message && reason.kind === 'timeout' ? ` (${reason.message})` : ''}; the pod was deleted`, facts: podFacts(last) });
           });
       };
-      if (req.signal.aborted) onAbort();
+      if (req.signal.aborted) void onAbort();
       else {
         req.signal.addEventListener('abort', onAbort, { once: true });
         evaluate();

@@ -24,6 +24,11 @@ export interface PodWatcherOptions {
   reconnectDelayMs?: number;
   /** Server-side watch timeout asked for (default 300 s); the watch is renewed after it. */
   watchTimeoutSeconds?: number;
+  /**
+   * A watch silent for this long (no event, no bookmark) is presumed dead (a black-holed
+   * connection never closes) and reopened. Default: the server timeout + 30 s.
+   */
+  idleTimeoutMs?: number;
 }
 
 function rvOf(pod: V1Pod): string | undefined {
@@ -42,8 +47,10 @@ export class PodWatcher {
   private readonly labelSelector: string;
   private readonly logger: Logger;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private lastActivity = Date.now();
   /** Watch connections opened and relists done, for tests and metrics. */
-  readonly stats = { watches: 0, lists: 0, relistsOn410: 0, reconnects: 0, bookmarks: 0 };
+  readonly stats = { watches: 0, lists: 0, relistsOn410: 0, reconnects: 0, bookmarks: 0, idleRestarts: 0 };
 
   constructor(
     private readonly api: KubeApi,
@@ -56,8 +63,24 @@ export class PodWatcher {
 
   /** Lists and starts watching; resolves once the cache is synced. Idempotent. */
   start(): Promise<void> {
-    this.started ??= this.relist().then(() => this.watch());
+    this.started ??= this.relist().then(() => {
+      const idle = this.opts.idleTimeoutMs ?? ((this.opts.watchTimeoutSeconds ?? 300) + 30) * 1000;
+      this.watchdog = setInterval(() => this.checkIdle(idle), Math.max(50, Math.min(15_000, idle / 4)));
+      this.watchdog.unref();
+      return this.watch();
+    });
     return this.started;
+  }
+
+  private checkIdle(idleMs: number): void {
+    if (this.stopped || !this.controller || Date.now() - this.lastActivity < idleMs) return;
+    this.logger.warn({ idle_ms: Date.now() - this.lastActivity }, 'pod watch silent for too long; reopening it');
+    this.stats.idleRestarts++;
+    // Aborting makes the client call done(); that reconnects from the last resourceVersion.
+    const c = this.controller;
+    this.controller = null;
+    this.lastActivity = Date.now();
+    c.abort();
   }
 
   /** The last state seen of a pod. */
@@ -97,6 +120,7 @@ export class PodWatcher {
   stop(): void {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
     this.controller?.abort();
     this.controller = null;
   }
@@ -166,6 +190,7 @@ export class PodWatcher {
     let gone = false;
     let sawEvent = false;
     const openedAt = Date.now();
+    this.lastActivity = openedAt;
     const w = new Watch(this.api.kubeConfig);
     const controller = await w.watch(
       `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods`,
@@ -178,6 +203,7 @@ export class PodWatcher {
       (type: string, obj: any) => {
         if (this.stopped) return;
         sawEvent = true;
+        this.lastActivity = Date.now();
         this.failures = 0;
         if (type === 'ERROR') {
           // A Status object inside the stream: 410 means our version is too old.

@@ -8,7 +8,9 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { startFakeKube, type FakeKube } from '../../../test/support/fake-kube/server.ts';
 import type { Json } from '../../../src/dag/types.ts';
 import { createPodOperator } from '../index.ts';
-import type { PodOperator } from '../pod-executor.ts';
+import type { PodOperator, PodOperatorOptions } from '../pod-executor.ts';
+import { Redis } from 'ioredis';
+import { redisUrl, uniquePrefix } from '../../../test/support/redis.ts';
 import { loadCapacityProfiles } from '../capacity-profiles.ts';
 import { podName } from '../pod-names.ts';
 import { podRequest, silent, until, validatePodSchema } from './helpers.ts';
@@ -18,12 +20,13 @@ let op: PodOperator;
 const NS = 'default';
 const RUN = 'manual__2026-12-03T18:00:00+00:00';
 
-function newOperator(): PodOperator {
+function newOperator(extra: Partial<PodOperatorOptions> = {}): PodOperator {
   return createPodOperator({
     mode: 'cluster',
     kubeConfig: kube.kubeConfig(),
     namespace: NS,
     profiles: loadCapacityProfiles('karpenter'),
+    ...extra,
     logger: silent,
     retry: { baseDelayMs: 20, maxDelayMs: 2000 },
     reconnectDelayMs: 20,
@@ -210,6 +213,20 @@ describe('pod operator outcomes', () => {
 });
 
 describe('GPU on spot capacity', () => {
+  for (const provider of ['gke', 'eks', 'aks', 'karpenter']) {
+    it(`with the ${provider} profile a GPU spot pod lands on the spot GPU node; facts carry node and GPU model`, async () => {
+      const taskId = `gpu-${provider}`;
+      kube.script(byTask(taskId), { kind: 'succeed' });
+      const w = newOperator({ profiles: loadCapacityProfiles(provider) });
+      try {
+        const out = await w.execute(podRequest({ taskId, args: args({ resources: { gpus: 2 }, capacity: 'spot' }) }).req);
+        expect(out).toMatchObject({ state: 'success', facts: { node_name: 'gpu-spot-node-1', gpu_model: 'NVIDIA-A10G' } });
+      } finally {
+        w.close();
+      }
+    });
+  }
+
   it('a GPU task on spot lands on the spot GPU node with exactly the profile limits, selectors and tolerations', async () => {
     kube.script(byTask('finetune'), { kind: 'succeed', logs: ['epoch 1 loss 0.5'] });
     const t = podRequest({ taskId: 'finetune', args: args({ resources: { cpu: 1, memory: '2Gi', gpus: 1 }, capacity: 'spot', cleanup: 'keep_all', volumes: [{ name: 'data', pvc: { claim_name: 'datasets' }, mount_path: '/data', read_only: true }] }) });
@@ -316,6 +333,33 @@ describe('worker restart', () => {
       await until(() => podsOf('race').length === 0, 'pod removed');
     } finally {
       worker2.close();
+    }
+  });
+
+  it('with Redis, the re-attached worker resumes the log where the first stopped: every line exactly once', async () => {
+    const redis = new Redis(redisUrl());
+    const prefix = uniquePrefix('kube');
+    kube.script(byTask('resume'), { kind: 'succeed', logs: lines(40), lineIntervalMs: 10 });
+    const worker1 = newOperator({ redis, redisPrefix: prefix });
+    const worker2 = newOperator({ redis, redisPrefix: prefix });
+    try {
+      const first = podRequest({ taskId: 'resume', args: args() });
+      const running = worker1.execute(first.req);
+      await until(() => first.log.lines.length >= 5, 'first lines');
+      first.abort({ kind: 'shutdown', message: 'SIGTERM' });
+      expect(await running).toMatchObject({ free_retry: true });
+      const name = podName({ dagId: 'gpu_finetune', taskId: 'resume', runId: RUN, mapIndex: -1, tryNumber: 1 });
+      expect(await redis.exists(`${prefix}kube:log-cursor:${NS}/${name}`)).toBe(1);
+      const second = podRequest({ taskId: 'resume', args: args() });
+      expect((await worker2.execute(second.req)).state).toBe('success');
+      expect(second.log.lines.length).toBeGreaterThan(0);
+      expect([...first.log.lines, ...second.log.lines]).toEqual(lines(40));
+      // The cursor is forgotten once the pod is done.
+      expect(await redis.exists(`${prefix}kube:log-cursor:${NS}/${name}`)).toBe(0);
+    } finally {
+      worker1.close();
+      worker2.close();
+      redis.disconnect();
     }
   });
 
