@@ -141,11 +141,32 @@ export function mediaTypeOf(pathOrUri: string): string {
   return MEDIA_TYPES[extname(noQuery).toLowerCase()] ?? 'application/octet-stream';
 }
 
-/** Hex SHA-256 of a file, streamed in chunks (never read whole into memory). */
+// Inlets are described on every try: a large data set that did not change must not be re-read
+// each time. Keyed by path, size, mtime and inode, as make and rsync decide a file is unchanged;
+// like git's "racy clean" rule, a file modified in the last seconds is never trusted to the cache
+// (a same-size rewrite within the mtime granularity would otherwise keep a stale hash).
+const HASH_CACHE_MAX = 10_000;
+const HASH_CACHE_MIN_BYTES = 16 * 1024 * 1024;
+const HASH_CACHE_SETTLED_MS = 2000;
+const hashCache = new Map<string, string>();
+
+/** Hex SHA-256 of a file, streamed in 1 MiB chunks (never read whole into memory); cached while size and mtime are unchanged. */
 export async function sha256File(path: string): Promise<string> {
+  const before = await stat(path);
+  const key = `${path}\u0000${before.size}\u0000${before.mtimeMs}\u0000${before.ino}`;
+  const hit = hashCache.get(key);
+  if (hit) return hit;
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  const hex = hash.digest('hex');
+  const after = await stat(path);
+  // a file written while it was read has no single hash worth remembering
+  const settled = Date.now() - after.mtimeMs > HASH_CACHE_SETTLED_MS;
+  if (after.size >= HASH_CACHE_MIN_BYTES && settled && after.size === before.size && after.mtimeMs === before.mtimeMs) {
+    if (hashCache.size >= HASH_CACHE_MAX) hashCache.delete(hashCache.keys().next().value as string);
+    hashCache.set(key, hex);
+  }
+  return hex;
 }
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -140,3 +140,27 @@ describe('URIs and media types', () => {
     ]);
   });
 });
+
+describe('hash cache', () => {
+  it('re-hashes a small file rewritten with the same size at once (never a stale hash)', async () => {
+    const p = join(dir, 'same-size.json');
+    await writeFile(p, '{"v":1}');
+    const a = await describeArtifact(p);
+    await writeFile(p, '{"v":2}');
+    const b = await describeArtifact(p);
+    expect([a.sha256, b.sha256]).toEqual([sha('{"v":1}'), sha('{"v":2}')]);
+  });
+
+  it('re-hashes a large file whose content changed', async () => {
+    const p = join(dir, 'big-changing.bin');
+    const one = Buffer.alloc(17 * 1024 * 1024, 1);
+    await writeFile(p, one);
+    // backdate it so it counts as settled and gets cached
+    const { utimes } = await import('node:fs/promises');
+    await utimes(p, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    expect((await describeArtifact(p)).sha256).toBe(sha(one));
+    const two = Buffer.alloc(17 * 1024 * 1024, 2);
+    await writeFile(p, two);
+    expect((await describeArtifact(p)).sha256).toBe(sha(two));
+  });
+});
