@@ -31,6 +31,8 @@ export interface PodflowConfig {
   retentionDays: number;
   logLevel: string;
   workerName: string;
+  /** A dead worker's try is taken over after about this long (BullMQ lock duration). */
+  workerLockMs: number;
   /** The raw environment, for plugins' own settings (e.g. PODFLOW_KUBE_*). */
   env: Record<string, string | undefined>;
 }
@@ -59,6 +61,7 @@ export const ENV_VARS: EnvVarDoc[] = [
   { name: 'PODFLOW_WEBHOOK_SECRET', default: '(none)', description: 'global HMAC-SHA256 secret for POST /hooks/{dag_id}' },
   { name: 'PODFLOW_RETENTION_DAYS', default: '30', description: 'days finished runs, logs and XComs are kept' },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino log level (trace, debug, info, warn, error)' },
+  { name: 'PODFLOW_WORKER_LOCK_MS', default: '30000', description: "a crashed worker's running tries are taken over after about this long" },
   { name: 'PODFLOW_WORKER_NAME', default: '<hostname>:<pid>', description: 'name this worker reports on task instances' },
 ];
 
@@ -95,6 +98,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     retentionDays: int(env, 'PODFLOW_RETENTION_DAYS', 30, 1),
     logLevel: env.LOG_LEVEL || 'info',
     workerName: env.PODFLOW_WORKER_NAME || `${hostname()}:${process.pid}`,
+    workerLockMs: int(env, 'PODFLOW_WORKER_LOCK_MS', 30_000, 1000),
     env,
   };
 }

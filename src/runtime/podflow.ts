@@ -197,6 +197,7 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
       concurrency: config.workerConcurrency,
       name: config.workerName,
       parallelism: config.parallelism,
+      lockDurationMs: config.workerLockMs,
       hooks: tryHooks,
     });
     await handle.worker.start();

@@ -40,14 +40,14 @@ export interface PrivateRedis {
  * Start a private redis-server on a free loopback port. With `dir`, it keeps an
  * append-only file there so a restart loses nothing; without, it keeps nothing on disk.
  */
-export async function startPrivateRedis(opts: { dir?: string } = {}): Promise<PrivateRedis> {
+export async function startPrivateRedis(opts: { dir?: string; port?: number } = {}): Promise<PrivateRedis> {
   const bin = findRedisServer();
   if (!bin) {
     throw new RedisServerMissingError(
       'No redis-server on the PATH and REDIS_URL is not set: install one (Debian/Ubuntu: `sudo apt-get install redis-server`, macOS: `brew install redis`) or set REDIS_URL=redis://host:6379.',
     );
   }
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no'];
   if (opts.dir) {
     mkdirSync(opts.dir, { recursive: true });

@@ -40,8 +40,11 @@ export interface WorkerOptions {
   name: string;
   parallelism: number;
   hooks?: TryHooks;
-  /** A running try whose heartbeat is older than this is taken over when BullMQ re-delivers it. */
-  heartbeatTimeoutMs?: number;
+  /**
+   * How long a job's lock lasts without renewal: a worker that dies is noticed after about
+   * this long, and its try is taken over by another worker (BullMQ's lockDuration; default 30 s).
+   */
+  lockDurationMs?: number;
 }
 
 const HEARTBEAT_MS = 5000;
@@ -71,6 +74,8 @@ export class TaskWorker {
       concurrency: o.concurrency,
       // A crashed worker's jobs come back after the lock expires; we then take the try over.
       maxStalledCount: 100,
+      lockDuration: o.lockDurationMs ?? 30_000,
+      stalledInterval: o.lockDurationMs ?? 30_000,
       autorun: true,
     });
     this.bull.on('error', (e) => o.logger.error({ err: e }, 'BullMQ worker error'));
@@ -138,7 +143,7 @@ export class TaskWorker {
     if (!res.ok) {
       const cur = res.reason === 'state' ? res : null;
       const hb = Number((await store.redis.hget(key, 'last_heartbeat')) ?? 0);
-      const stale = Date.now() - hb > (this.o.heartbeatTimeoutMs ?? 3 * HEARTBEAT_MS);
+      const stale = Date.now() - hb > Math.min(3 * HEARTBEAT_MS, this.o.lockDurationMs ?? 30_000);
       if (cur && cur.current === 'running' && cur.try_number === tryNumber && stale && !this.running.has(key)) {
         // BullMQ re-delivered the job of a worker that died or shut down: take the try over.
         const again = await store.transitionTi(d, ['running'], 'running', { hostname: this.o.name, last_heartbeat: Date.now() }, { expectTry: tryNumber });
@@ -166,9 +171,10 @@ export class TaskWorker {
     const ctl = new AbortController();
     this.running.set(key, ctl);
     const started = new Date();
-    const heartbeat = setInterval(() => {
-      void store.redis.hset(key, 'last_heartbeat', String(Date.now())).catch(() => {});
-    }, HEARTBEAT_MS);
+    const heartbeat = setInterval(
+      () => void store.redis.hset(key, 'last_heartbeat', String(Date.now())).catch(() => {}),
+      Math.min(HEARTBEAT_MS, (this.o.lockDurationMs ?? 30_000) / 3),
+    );
     let timeout: NodeJS.Timeout | undefined;
     if (task.execution_timeout_ms !== null) {
       timeout = setTimeout(
