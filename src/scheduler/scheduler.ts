@@ -5,9 +5,9 @@ import type { DagRunRecord, DagSpec, TaskInstanceRecord, TaskSpec, TaskState } f
 import { FINISHED_TASK_STATES } from '../dag/types.ts';
 import { runsDue } from '../schedule/timetable.ts';
 import { DagRunExistsError, type StateStore } from '../state/store.ts';
-import { enqueueTask, enqueueTasks, type TaskJobData } from '../worker/jobs.ts';
+import { enqueueDagCallback, enqueueTask, enqueueTasks, type TaskJobData } from '../worker/jobs.ts';
 import { pullXcom } from '../worker/xcom.ts';
-import { priorityWeights } from './priority-weights.ts';
+import { advanceBackfills } from './backfill.ts';
 import { decide, summarize } from './trigger-rules.ts';
 import { triggerDagRun } from './trigger.ts';
 
@@ -146,6 +146,7 @@ export class Scheduler {
       if (meta?.is_paused) continue;
       await this.createScheduledRuns(dag, now, dag.max_active_runs - (activeByDag.get(dag.dag_id) ?? 0));
     }
+    await advanceBackfills(store, { onError: (e, id) => this.o.logger.error({ err: e, backfill: id }, `backfill ${id}: creating runs failed; retrying next tick`) });
     await this.o.hooks?.beforeTick?.(this, now);
 
     const candidates: Candidate[] = [];
@@ -249,6 +250,7 @@ export class Scheduler {
       const state = failed ? 'failed' : 'success';
       if (await store.transitionRun(dag.dag_id, run.dag_run_id, ['running'], state, { end_date: now.toISOString() })) {
         logger.info({ dag_id: dag.dag_id, run_id: run.dag_run_id, state }, `run ${run.dag_run_id} of ${dag.dag_id} ended: ${state}`);
+        await this.dagCallback(dag, run, state, failed ? 'task_failure' : 'success', now);
         try {
           this.o.hooks?.runFinished?.(dag, { ...run, state, end_date: now.toISOString() });
         } catch (e) {
@@ -435,10 +437,21 @@ export class Scheduler {
       if (res.ok && ti.state === 'running') await store.redis.publish(store.keys.kills(), store.keys.ti(ti));
     }
     logger.warn({ dag_id: dag.dag_id, run_id: run.dag_run_id }, `run ${run.dag_run_id} of ${dag.dag_id} failed: dagrun_timeout exceeded`);
+    await this.dagCallback(dag, run, 'failed', 'timed_out', now);
     try {
       this.o.hooks?.runFinished?.(dag, { ...run, state: 'failed', end_date: now.toISOString() });
     } catch (e) {
       logger.error({ err: e }, 'runFinished hook failed (ignored)');
+    }
+  }
+
+  /** DAG-level callbacks run in a worker (they are user code); one job per run end. */
+  private async dagCallback(dag: DagSpec, run: DagRunRecord, state: 'success' | 'failed', reason: string, now: Date): Promise<void> {
+    if (!dag.extra[state === 'success' ? 'has_success_callback' : 'has_failure_callback']) return;
+    try {
+      await enqueueDagCallback(this.o.queue, { dag_id: dag.dag_id, dag_run_id: run.dag_run_id, state, reason, ended_at: now.toISOString() });
+    } catch (e) {
+      this.o.logger.error({ err: e, dag_id: dag.dag_id, run_id: run.dag_run_id }, `could not enqueue the ${state} callback of DAG '${dag.dag_id}'`);
     }
   }
 

@@ -4,10 +4,18 @@ import type { TaskInstanceKey } from '../dag/types.ts';
 /** What a BullMQ job carries: which try of which task instance to run. State stays in Redis. */
 export interface TaskJobData extends TaskInstanceKey {
   try_number: number;
-  /** Where the try comes from: first run by the scheduler, a retry, or a sensor's next poke. */
-  kind: 'run' | 'retry' | 'reschedule';
+  /**
+   * Where the try comes from: first run by the scheduler, a retry, or a sensor's next poke.
+   * `dag_callback` is no try: a worker runs the DAG's on_success/on_failure_callback for a run
+   * that ended (task_id is empty, map_index -1, try_number 0).
+   */
+  kind: 'run' | 'retry' | 'reschedule' | 'dag_callback';
   /** Poke count for reschedule jobs, to keep their ids distinct. */
   poke?: number;
+  /** dag_callback: the state the run ended in, why (Airflow's reason), and when. */
+  run_state?: 'success' | 'failed';
+  reason?: string;
+  ended_at?: string;
 }
 
 /**
@@ -15,6 +23,10 @@ export interface TaskJobData extends TaskInstanceKey {
  * encodeURIComponent keeps it injective and free of ':' (which BullMQ ids must not contain).
  */
 export function taskJobId(d: TaskJobData): string {
+  if (d.kind === 'dag_callback') {
+    // One job per run end: a run cleared and ending again gets a new callback, a resend does not.
+    return ['dagcb', d.dag_id, d.dag_run_id, d.run_state, d.ended_at].map((p) => encodeURIComponent(String(p))).join('|');
+  }
   const base = [d.dag_id, d.dag_run_id, d.task_id, d.map_index, d.try_number].map((p) => encodeURIComponent(String(p))).join('|');
   return d.kind === 'reschedule' ? `${base}|poke${d.poke ?? 0}` : base;
 }
@@ -47,4 +59,26 @@ export async function enqueueTask(queue: Queue<TaskJobData>, data: TaskJobData, 
 export async function enqueueTasks(queue: Queue<TaskJobData>, jobs: { data: TaskJobData; priority?: number }[]) {
   if (jobs.length === 0) return;
   await queue.addBulk(jobs.map((j) => ({ name: `${j.data.dag_id}.${j.data.task_id}`, data: j.data, opts: jobOptions(j.data, { priority: j.priority }) })));
+}
+
+/**
+ * Ask a worker to run the DAG-level callback of a run that ended (the scheduler never imports
+ * user code). Enqueueing the same run end twice is one job.
+ */
+export async function enqueueDagCallback(
+  queue: Queue<TaskJobData>,
+  run: { dag_id: string; dag_run_id: string; state: 'success' | 'failed'; reason: string; ended_at: string },
+) {
+  const data: TaskJobData = {
+    dag_id: run.dag_id,
+    dag_run_id: run.dag_run_id,
+    task_id: '',
+    map_index: -1,
+    try_number: 0,
+    kind: 'dag_callback',
+    run_state: run.state,
+    reason: run.reason,
+    ended_at: run.ended_at,
+  };
+  await queue.add(`${run.dag_id}.dag_callback`, data, { jobId: taskJobId(data) });
 }

@@ -137,7 +137,7 @@ describe('backfill', () => {
     expect([created.total, created.state]).toEqual([3, 'running']);
     let progress: { state: string; progress: { created: number; success: number; done: boolean } } | undefined;
     for (let i = 0; i < 200; i++) {
-      progress = await (await api(`/api/v1/backfills/${created.id}`)).json();
+      progress = (await (await api(`/api/v1/backfills/${created.id}`)).json()) as typeof progress;
       if (progress!.progress.done) break;
       await new Promise((r) => setTimeout(r, 50));
     }
