@@ -77,7 +77,7 @@ export default dag(
     schedule: [LABELS_DATASET],
     max_active_runs: 1,
     tags: ['ml', 'example', 'datasets'],
-    params: { seed: 42, test_fraction: 0.2, folds: 3, psi_threshold: 0.2, p_value_threshold: 0.05, batch_size: 60, simulated_shift: 0 },
+    params: { seed: 42, test_fraction: 0.2, validation_fraction: 0.25, psi_threshold: 0.2, p_value_threshold: 0.05, batch_size: 60, simulated_shift: 0 },
     default_args: { retries: 1, retry_delay: '5s', execution_timeout: '10m', owner: 'ml-platform' },
   },
   (d) => {
@@ -137,7 +137,10 @@ export default dag(
         const extraIdx = batch.labels.map((_, i) => base.labels.length + i);
         const trainIdx = [...split.train_idx, ...extraIdx];
         const combined = { ...base, features, labels };
-        const results = searchSpace().map((p) => evaluateSetting(combined, { train_idx: trainIdx }, p, seed, { folds: num(ctx.params.folds, 'folds') }));
+        // One stratified validation split per setting (iris_training uses k-fold CV; a retrain
+        // triggered by data should be quick, and the new rows already widen the training set).
+        const validation_fraction = num(ctx.params.validation_fraction, 'validation_fraction');
+        const results = searchSpace().map((p) => evaluateSetting(combined, { train_idx: trainIdx }, p, seed, { validation_fraction }));
         const best = selectBest(results);
         const { model_json } = trainForest(pick(features, trainIdx), pick(labels, trainIdx), best.params, seed);
         const onTest = evaluateModel(model_json, base, split.test_idx);

@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { readFileSync, rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
@@ -11,8 +10,10 @@ import type { DagSpec } from '../../src/dag/types.ts';
 import { dag as defineDag } from '../../src/dag/dag.ts';
 import { OPERATOR_TOKEN, startTestPodflow, VIEWER_TOKEN, type TestPodflow } from '../support/podflow.ts';
 import { redisUrl, uniquePrefix } from '../support/redis.ts';
+import { buildProgram } from '../../src/cli/main.ts';
+import { simulateNewLabels } from '../../dags/lib/drift.ts';
+import { loadIris } from '../../dags/lib/iris.ts';
 
-const run = promisify(execFile);
 const LABELS = 'dataset://t/labels';
 const A = 'dataset://t/a';
 const B = 'dataset://t/b';
@@ -123,13 +124,22 @@ describe('dataset-scheduled DAGs', () => {
     expect((await api('/api/v1/datasets/events', { method: 'POST', token: VIEWER_TOKEN, body: JSON.stringify({ dataset_uri: LABELS }) })).status).toBe(403);
   });
 
-  it('`podflow datasets event` records an event with extra and `datasets list` shows it', async () => {
-    const env = { ...process.env, REDIS_URL: redisUrl(), PODFLOW_PREFIX: pf.config.prefix, LOG_LEVEL: 'silent' };
-    const ev = await run('node', ['src/cli/bin.mjs', 'datasets', 'event', 'dataset://t/cli', '--extra', '{"rows": 7}', '--json'], { env });
-    expect(JSON.parse(ev.stdout)).toMatchObject({ dataset_uri: 'dataset://t/cli', extra: { rows: 7 }, source_dag_id: null });
-    const list = await run('node', ['src/cli/bin.mjs', 'datasets', 'list'], { env });
-    expect(list.stdout.split('\n').find((l) => l.startsWith(A))).toMatch(/^dataset:\/\/t\/a\s+produce_a\.write\s+needs_both\s+\d{4}-/);
-    expect(list.stdout).toContain('dataset://t/cli');
+  it('`podflow datasets event` records an event with extra; `datasets list` shows producers, consumers and last update', async () => {
+    // The real commander program, in-process, against this instance's store.
+    const cli = async (...args: string[]) => {
+      const out: string[] = [];
+      const program = buildProgram({ config: pf.config, store: async () => pf.store, out: (t) => out.push(t) }).exitOverride();
+      await program.parseAsync(args, { from: 'user' });
+      return out.join('\n');
+    };
+    const ev = JSON.parse(await cli('datasets', 'event', 'dataset://t/cli', '--extra', '{"rows": 7}', '--json')) as DatasetEvent;
+    expect(ev).toMatchObject({ dataset_uri: 'dataset://t/cli', extra: { rows: 7 }, source_dag_id: null });
+    const list = await cli('datasets', 'list');
+    expect(list.split('\n').find((l) => l.startsWith(A))).toMatch(/^dataset:\/\/t\/a\s+produce_a\.write\s+needs_both\s+\d{4}-/);
+    expect(list.split('\n').find((l) => l.startsWith('dataset://t/cli'))).toMatch(/^dataset:\/\/t\/cli\s+\d{4}-/);
+    const events = await cli('datasets', 'events', 'dataset://t/cli');
+    expect(events.split('\n')[2]).toMatch(new RegExp(`^${ev.id}\\s+dataset://t/cli\\s+\\S+\\s+external\\s+\\{"rows":7\\}$`));
+    await expect(cli('datasets', 'event', 'dataset://t/cli', '--extra', '[1]')).rejects.toThrow("--extra must be a JSON object such as '{\"rows\": 120}'");
   });
 });
 
@@ -158,5 +168,62 @@ describe('dataset triggers with several schedulers', () => {
     } finally {
       for (const c of conns) c.disconnect();
     }
+  });
+});
+
+describe('retrain_on_new_labels', () => {
+  const repoDags = new URL('../../dags/', import.meta.url).pathname;
+  // The DAG file from dags/, reading its helpers from dags/lib by absolute path.
+  const source = readFileSync(`${repoDags}retrain_on_new_labels.ts`, 'utf8').replaceAll("from './lib/", `from '${repoDags}lib/`);
+  const artifacts = `${repoDags}../test/.tmp/artifacts-${process.pid}-${Date.now()}`;
+  let pf: TestPodflow;
+  beforeAll(async () => {
+    // Inline tasks run in this process and read the artifacts folder from its environment.
+    process.env.PODFLOW_ARTIFACTS = artifacts;
+    pf = await startTestPodflow({ files: { 'retrain.ts': source }, env: { PODFLOW_ARTIFACTS: artifacts } });
+  });
+  afterAll(async () => {
+    await pf?.close();
+    delete process.env.PODFLOW_ARTIFACTS;
+    rmSync(artifacts, { recursive: true, force: true });
+  });
+
+  async function nextRun(count: number) {
+    for (let i = 0; ; i++) {
+      const runs = await pf.store.listRuns('retrain_on_new_labels');
+      if (runs.length >= count && (runs[0].state === 'success' || runs[0].state === 'failed')) return runs[0];
+      if (i > 300) throw new Error(`retrain_on_new_labels has ${runs.length} runs, expected ${count} finished`);
+      await sleep(50);
+    }
+  }
+  const states = async (runId: string) =>
+    Object.fromEntries((await pf.store.listTis('retrain_on_new_labels', runId)).map((t) => [t.task_id, t.state]));
+
+  it('retrains when the labelled batch in the event has drifted, and keeps the model when a simulated batch has not', async () => {
+    const events = new DatasetEvents(pf.store);
+    const drifted = simulateNewLabels(loadIris(), { n: 60, shift: 2, seed: 7 });
+    await events.record('dataset://podflow/iris/labels', {}, drifted as unknown as Record<string, never>);
+    const first = await nextRun(1);
+    expect(first.state).toBe('success');
+    expect(await states(first.dag_run_id)).toEqual({
+      collect_labels: 'success',
+      check_drift: 'success',
+      decide: 'success',
+      retrain: 'success',
+      keep_model: 'skipped',
+      report: 'success',
+    });
+    const report = (await pf.store.getXcom({ dag_id: 'retrain_on_new_labels', dag_run_id: first.dag_run_id, task_id: 'report', map_index: -1 }, 'return_value')) as {
+      decision: string;
+      drifted_features: string[];
+      retrained: { rows: number };
+    };
+    expect([report.decision, report.drifted_features.length > 0, report.retrained.rows]).toEqual(['retrained', true, 180]);
+    // retrain's outlet is the model dataset.
+    expect((await events.listEvents({ dataset_uri: 'dataset://podflow/iris/model' })).total).toBe(1);
+
+    await events.record('dataset://podflow/iris/labels');
+    const second = await nextRun(2);
+    expect(await states(second.dag_run_id)).toMatchObject({ retrain: 'skipped', keep_model: 'success', report: 'success' });
   });
 });
