@@ -305,13 +305,15 @@ class LineageImpl implements Lineage {
     if (rec.state === 'up_for_reschedule') return rec;
     const folder = this.folderOf(info);
     let git: GitInfo | null = null;
-    try {
-      const [g, ups] = await Promise.all([gitInfoOf(folder), this.upstreamTries(info), this.describeAll(info, rec)]);
-      git = g;
-      rec.git_commit = g?.commit ?? null;
-      rec.upstream_tries = ups;
-    } catch (err) {
-      this.logger.error({ err, try_id: rec.id }, 'lineage: describing the try failed; the record is stored with what is known');
+    // three independent lookups: one failing must not lose the others
+    const [g, ups, described] = await Promise.allSettled([gitInfoOf(folder), this.upstreamTries(info), this.describeAll(info, rec)]);
+    if (g.status === 'fulfilled') {
+      git = g.value;
+      rec.git_commit = g.value?.commit ?? null;
+    }
+    if (ups.status === 'fulfilled') rec.upstream_tries = ups.value;
+    for (const r of [g, ups, described]) {
+      if (r.status === 'rejected') this.logger.error({ err: r.reason, try_id: rec.id }, 'lineage: describing the try failed in part; the record is stored with what is known');
     }
     try {
       await this.store.recordTry(rec);
@@ -320,6 +322,8 @@ class LineageImpl implements Lineage {
     }
     const type = eventTypeOf(info);
     const abortMsg = info.abort_reason ? info.abort_reason.message : null;
+    // the worker appends stack lines to the error: the facet keeps them apart
+    const [message, ...stack] = (rec.error ?? abortMsg ?? '').split('\n');
     this.enqueue(`${type} of ${rec.id}`, () =>
       taskRunEvent(
         this.ctx,
@@ -329,7 +333,8 @@ class LineageImpl implements Lineage {
           git,
           inputs: rec.inlets.map((u) => rec.inputs.find((a) => a.uri === u && !a.error) ?? u),
           outputs: [...rec.outlets, ...rec.artifacts.filter((a) => !a.error)],
-          error: rec.error ?? abortMsg,
+          error: message || null,
+          stack: stack.length ? stack.join('\n') : null,
         },
         rec.end,
       ),

@@ -377,7 +377,7 @@ describe('OpenLineage events over HTTP', () => {
       run,
       ti: ti(run, 'train'),
       executor: 'local',
-      outcome: { state: 'failed', error: 'accuracy 0.62 is below 0.9', exit_code: 1 },
+      outcome: { state: 'failed', error: 'accuracy 0.62 is below 0.9\n    at evaluate (dags/iris.ts:40:11)', exit_code: 1 },
       artifacts_registered: [],
     });
     l.runFinished({ dag, run, state: 'failed', error: "task 'train' failed" });
@@ -385,7 +385,11 @@ describe('OpenLineage events over HTTP', () => {
     expect(rec.state).toBe('failed');
     expect(summary(rcv.events)).toEqual(['START iris_training', 'START iris_training.train', 'FAIL iris_training.train', 'FAIL iris_training']);
     expect(rcv.events.map(checkEvent)).toEqual(rcv.events.map(() => []));
-    expect(rcv.events[2].run.facets.errorMessage).toMatchObject({ message: 'accuracy 0.62 is below 0.9', programmingLanguage: 'JavaScript' });
+    expect(rcv.events[2].run.facets.errorMessage).toMatchObject({
+      message: 'accuracy 0.62 is below 0.9',
+      programmingLanguage: 'JavaScript',
+      stackTrace: '    at evaluate (dags/iris.ts:40:11)',
+    });
     expect(rcv.events[2].outputs).toEqual([]);
     expect(rcv.events[3].run.facets.errorMessage).toMatchObject({ message: "task 'train' failed" });
   });
