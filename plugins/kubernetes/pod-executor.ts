@@ -44,6 +44,8 @@ export interface PodOperatorOptions {
   logFinishGraceMs?: number;
   /** Log stream and watch reconnect delays (default 200 / 250 ms); tests make them short. */
   reconnectDelayMs?: number;
+  /** A namespace watch silent this long is reopened (default 330 s; bookmarks keep a healthy one busy). */
+  watchIdleTimeoutMs?: number;
   /** prom-client registry for `podflow_kube_api_requests_total` (default: the global one). */
   metricsRegistry?: Registry;
   /**
@@ -114,7 +116,7 @@ export class PodOperator implements Operator {
   async watcher(namespace: string): Promise<PodWatcher> {
     let w = this.watchers.get(namespace);
     if (!w) {
-      w = new PodWatcher(this.api!, namespace, { logger: this.logger, reconnectDelayMs: this.opts.reconnectDelayMs });
+      w = new PodWatcher(this.api!, namespace, { logger: this.logger, reconnectDelayMs: this.opts.reconnectDelayMs, idleTimeoutMs: this.opts.watchIdleTimeoutMs });
       this.watchers.set(namespace, w);
     }
     try {

@@ -49,6 +49,9 @@ export class PodWatcher {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private lastActivity = Date.now();
+  private epoch = 0;
+  private pendingRelist = false;
+  private connecting = false;
   /** Watch connections opened and relists done, for tests and metrics. */
   readonly stats = { watches: 0, lists: 0, relistsOn410: 0, reconnects: 0, bookmarks: 0, idleRestarts: 0 };
 
@@ -67,20 +70,26 @@ export class PodWatcher {
       const idle = this.opts.idleTimeoutMs ?? ((this.opts.watchTimeoutSeconds ?? 300) + 30) * 1000;
       this.watchdog = setInterval(() => this.checkIdle(idle), Math.max(50, Math.min(15_000, idle / 4)));
       this.watchdog.unref();
-      return this.watch();
+      // Not awaited: the list is the synced state; the watch replays from its resourceVersion.
+      void this.watch().catch((e) => {
+        this.logger.warn({ err: (e as Error).message }, 'pod watch failed to start; retrying');
+        this.failures++;
+        this.scheduleReconnect(false);
+      });
     });
     return this.started;
   }
 
   private checkIdle(idleMs: number): void {
-    if (this.stopped || !this.controller || Date.now() - this.lastActivity < idleMs) return;
-    this.logger.warn({ idle_ms: Date.now() - this.lastActivity }, 'pod watch silent for too long; reopening it');
+    if (this.stopped || this.reconnectTimer || Date.now() - this.lastActivity < idleMs) return;
+    this.logger.warn({ idle_ms: Date.now() - this.lastActivity, connecting: this.connecting }, 'pod watch silent for too long; reopening it');
     this.stats.idleRestarts++;
-    // Aborting makes the client call done(); that reconnects from the last resourceVersion.
-    const c = this.controller;
+    // Abandon the connection (it may still be connecting, so its controller may not exist yet).
+    this.epoch++;
+    this.controller?.abort();
     this.controller = null;
     this.lastActivity = Date.now();
-    c.abort();
+    this.scheduleReconnect(false);
   }
 
   /** The last state seen of a pod. */
@@ -165,14 +174,19 @@ export class PodWatcher {
 
   private scheduleReconnect(relist: boolean): void {
     if (this.stopped) return;
+    // One reconnect at a time; a relist asked for meanwhile is kept.
+    this.pendingRelist ||= relist;
+    if (this.reconnectTimer) return;
     const base = this.opts.reconnectDelayMs ?? 250;
     const delay = this.failures === 0 ? 0 : Math.min(5000, base * 2 ** (this.failures - 1));
     this.stats.reconnects++;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
+      const doRelist = this.pendingRelist;
+      this.pendingRelist = false;
       void (async () => {
         try {
-          if (relist) await this.relist();
+          if (doRelist) await this.relist();
           await this.watch();
         } catch (e) {
           this.failures++;
@@ -185,12 +199,16 @@ export class PodWatcher {
 
   private async watch(): Promise<void> {
     if (this.stopped) return;
+    // Callbacks of a superseded connection (abandoned by the watchdog) are ignored.
+    const epoch = ++this.epoch;
+    const current = () => epoch === this.epoch && !this.stopped;
     this.stats.watches++;
     this.api.counter.count('watch', null);
     let gone = false;
     let sawEvent = false;
     const openedAt = Date.now();
     this.lastActivity = openedAt;
+    this.connecting = true;
     const w = new Watch(this.api.kubeConfig);
     const controller = await w.watch(
       `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods`,
@@ -201,7 +219,7 @@ export class PodWatcher {
         timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
       },
       (type: string, obj: any) => {
-        if (this.stopped) return;
+        if (!current()) return;
         sawEvent = true;
         this.lastActivity = Date.now();
         this.failures = 0;
@@ -220,7 +238,8 @@ export class PodWatcher {
         if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.apply(type, obj as V1Pod);
       },
       (err: unknown) => {
-        if (this.stopped) return;
+        if (!current()) return;
+        this.epoch++;
         const st = err ? errorStatus(err) : null;
         if (gone || st?.status === 410) {
           this.stats.relistsOn410++;
@@ -237,7 +256,11 @@ export class PodWatcher {
         this.scheduleReconnect(false);
       },
     );
-    if (this.stopped) controller.abort();
-    else this.controller = controller;
+    if (!current()) {
+      controller.abort();
+      return;
+    }
+    this.connecting = false;
+    this.controller = controller;
   }
 }

@@ -447,6 +447,20 @@ describe('faults on the way', () => {
     expect(watcher.stats.watches - before.watches).toBe(3);
   });
 
+  it('a watch that hangs while connecting is abandoned by the idle watchdog and reopened', async () => {
+    kube.script(byTask('hungwatch'), { kind: 'succeed', logs: lines(3) });
+    // Held far longer than the idle timeout: without the watchdog the try would wait for it.
+    kube.slow('GET', /watch=true/, 30_000, 1);
+    const w = newOperator({ watchIdleTimeoutMs: 300 });
+    try {
+      const out = await w.execute(podRequest({ taskId: 'hungwatch', args: args() }).req);
+      expect(out.state).toBe('success');
+      expect((await w.watcher(NS)).stats.idleRestarts).toBe(1);
+    } finally {
+      w.close();
+    }
+  });
+
   it('create answered 500 then 429 (Retry-After) is retried: one pod, success', async () => {
     kube.script(byTask('apifault'), { kind: 'succeed' });
     const name = podName({ dagId: 'gpu_finetune', taskId: 'apifault', runId: RUN, mapIndex: -1, tryNumber: 1 });
