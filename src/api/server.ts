@@ -5,11 +5,13 @@ import type { PodflowConfig } from '../config/config.ts';
 import type { Lineage } from '../lineage/lineage.ts';
 import type { StateStore } from '../state/store.ts';
 import type { TaskJobData } from '../worker/jobs.ts';
+import type { PodflowMetrics } from '../observability/metrics.ts';
 import { authMiddleware, type TokenEntry } from './auth.ts';
 import { buildOpenApi, type RouteDoc } from './openapi.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
 import { coreRoutes } from './routes/core-routes.ts';
 import { extraRouteGroups } from './routes/registry.ts';
+import { metricsRoutes } from './routes/metrics-routes.ts';
 
 export interface ApiDeps {
   store: StateStore;
@@ -18,6 +20,7 @@ export interface ApiDeps {
   tokens: TokenEntry[];
   lineage: Lineage;
   queue: Queue<TaskJobData>;
+  metrics?: PodflowMetrics;
 }
 
 /** A route: its OpenAPI description and its handler. The handler's return value is sent as JSON. */
@@ -36,7 +39,7 @@ export function createApiServer(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   // CORS is off by default: no Access-Control-* headers are ever sent.
-  const routes: ApiRoute[] = [...coreRoutes(deps), ...extraRouteGroups.flatMap((g) => g(deps))];
+  const routes: ApiRoute[] = [...coreRoutes(deps), ...metricsRoutes(deps), ...extraRouteGroups.flatMap((g) => g(deps))];
   const openapi = buildOpenApi(
     [
       ...routes,

@@ -14,6 +14,7 @@ import { TaskWorker, type TryHooks } from '../worker/worker.ts';
 import { createApiServer } from '../api/server.ts';
 import type { TokenEntry } from '../api/auth.ts';
 import { createLineage, type Lineage } from '../lineage/lineage.ts';
+import { PodflowMetrics } from '../observability/metrics.ts';
 import { SensorRegistry } from '../sensors/registry.ts';
 import { SensorOperator } from '../sensors/sensor-operator.ts';
 import { createTriggerHook, outletEventsHook } from '../triggers/trigger-hook.ts';
@@ -44,6 +45,7 @@ export interface PodflowHandle {
   /** Sensor types: built-ins plus those plugins add (worker role). */
   sensors: SensorRegistry;
   lineage: Lineage;
+  metrics: PodflowMetrics;
   loader?: DagFolderLoader;
   scheduler?: Scheduler;
   worker?: TaskWorker;
@@ -88,8 +90,10 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   const shutdown: (() => Promise<void> | void)[] = [];
   const lineage = createLineage({ redis, prefix: config.prefix, env: config.env, logger, retentionDays: config.retentionDays, cwd: config.artifactsFolder });
 
+  const metrics = new PodflowMetrics();
   const handle: PodflowHandle = {
     config,
+    metrics,
     logger,
     redis,
     store,
@@ -117,6 +121,8 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
       opts.tryHooks?.tryStarted?.(info);
     },
     tryFinished: async (info) => {
+      const seconds = info.ended_at ? (info.ended_at.getTime() - info.started_at.getTime()) / 1000 : null;
+      metrics.recordTry(info.dag.dag_id, info.task.operator, info.final_state, seconds);
       await recordOutlets(info);
       const argv = info.outcome.facts?.argv;
       await lineage.tryFinished({
@@ -204,7 +210,8 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   }
 
   if (roles.api) {
-    const app = createApiServer({ store, config, logger: logger.child({ role: 'api' }), tokens: opts.tokens ?? [], lineage, queue });
+    metrics.watchState(store, queue);
+    const app = createApiServer({ store, config, logger: logger.child({ role: 'api' }), tokens: opts.tokens ?? [], lineage, queue, metrics });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s));
       s.once('error', reject);

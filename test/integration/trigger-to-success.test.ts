@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
-import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
+import { startTestPodflow, VIEWER_TOKEN, type TestPodflow } from '../support/podflow.ts';
 
 const PIPELINE = `
 import { dag } from 'podflow';
@@ -77,5 +77,22 @@ describe('trigger to success through scheduler and worker', () => {
     await expect(triggerDagRun(pf.store, dag, { logical_date: '2026-05-01T00:00:00Z', dag_run_id: 'other' })).rejects.toThrow(
       /already has a run for logical date 2026-05-01T00:00:00.000Z/,
     );
+  });
+
+  it('counts finished tries in /metrics and reads cluster gauges from Redis', async () => {
+    const dag = (await pf.store.getDag('pipeline'))!;
+    const run = await triggerDagRun(pf.store, dag, { dag_run_id: 'metrics_run' });
+    await pf.waitForRun('pipeline', run.dag_run_id);
+    const unauth = await fetch(`${pf.api!.url}/metrics`);
+    expect(unauth.status).toBe(401);
+    const res = await fetch(`${pf.api!.url}/metrics`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const count = (labels: string) => Number(new RegExp(`^podflow_task_tries_total\\{${labels}\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    expect(count('dag_id="pipeline",operator="command",state="success"')).toBeGreaterThanOrEqual(1);
+    expect(count('dag_id="flaky",operator="command",state="failed"')).toBe(1);
+    expect(count('dag_id="flaky",operator="command",state="up_for_retry"')).toBe(2);
+    expect(text).toMatch(/^podflow_pool_slots\{pool="default_pool",kind="total"\} 128$/m);
+    expect(text).toMatch(/^podflow_import_errors 0$/m);
   });
 });
