@@ -86,8 +86,12 @@ export class DatasetTriggers {
       .sort((a, b) => a.id - b.id);
     let run: DagRunRecord | null = null;
     try {
+      // As Airflow: the data interval spans the triggering events.
+      const first = new Date(all[0]?.timestamp ?? Date.now());
+      const last = new Date(all[all.length - 1]?.timestamp ?? Date.now());
       run = await triggerAtNow(store, dag, {
         run_type: 'dataset_triggered',
+        data_interval: { start: first, end: last },
         conf: { triggering_dataset_events: byUri as unknown as Json },
         note: `triggered by ${all.length} dataset ${all.length === 1 ? 'event' : 'events'} on ${[...updated].join(', ')}`,
       });

@@ -40,7 +40,7 @@ export const sensorTriggerSchema = z.strictObject({
 export type SensorTriggerSpec = z.output<typeof sensorTriggerSchema>;
 
 /** Longest a poke from the scheduler may take; the scheduler tick waits for it. */
-const MAX_POKE_MS = 30_000;
+const MAX_POKE_MS = 10_000;
 
 export interface SensorTriggerOptions {
   store: StateStore;

@@ -27,7 +27,10 @@ export const onLabels = dag({ dag_id: 'on_labels', schedule: [${JSON.stringify(L
   });
 });
 export const produceA = dag({ dag_id: 'produce_a', schedule: null }, (d) => {
-  d.task('write', async () => 'written', { outlets: [${JSON.stringify(A)}] });
+  d.task('write', async (ctx) => {
+    await ctx.xcom.push('dataset_extra', { rows: 10 * ctx.try_number });
+    return 'written';
+  }, { outlets: [${JSON.stringify(A)}] });
 });
 export const needsBoth = dag({ dag_id: 'needs_both', schedule: { all: [{ uri: ${JSON.stringify(A)} }, { uri: ${JSON.stringify(B)} }] } }, (d) => {
   d.task('go', async () => 'ok');
@@ -96,15 +99,17 @@ describe('dataset-scheduled DAGs', () => {
       total_entries: number;
     };
     expect(evA.total_entries).toBe(2);
-    expect(evA.dataset_events.map((e) => [e.source_dag_id, e.source_task_id, e.source_map_index])).toEqual([
-      ['produce_a', 'write', -1],
-      ['produce_a', 'write', -1],
+    expect(evA.dataset_events.map((e) => [e.source_dag_id, e.source_task_id, e.source_map_index, e.extra])).toEqual([
+      ['produce_a', 'write', -1, { rows: 10 }],
+      ['produce_a', 'write', -1, { rows: 10 }],
     ]);
     await postEvent(B);
     const [r] = await runsOf('needs_both', 1);
     const conf = r.conf.triggering_dataset_events as unknown as Record<string, DatasetEvent[]>;
     expect(Object.keys(conf).sort()).toEqual([A, B]);
     expect([conf[A].length, conf[B].length]).toEqual([2, 1]);
+    // The data interval spans the triggering events, as in Airflow.
+    expect([r.data_interval_start, r.data_interval_end]).toEqual([conf[A][0].timestamp, conf[B][0].timestamp]);
   });
 
   it('lists datasets with producers and consumers, gets one by URL-encoded URI, and rejects a bad event body', async () => {
