@@ -11,6 +11,11 @@ import type { Logger } from 'pino';
 export interface RetryOptions {
   /** Tries per request, the first included (default 6). */
   maxAttempts?: number;
+  /**
+   * A request unanswered after this is given up and retried (default 30 s). A create that
+   * timed out may still have happened: the retry then gets 409 AlreadyExists and adopts the pod.
+   */
+  requestTimeoutMs?: number;
   /** First backoff (default 200 ms), doubled each time with jitter. */
   baseDelayMs?: number;
   /** Backoff cap, Retry-After included (default 10 s). */
@@ -70,6 +75,24 @@ export function isRetryable(e: unknown): boolean {
   }
   if (status === 409) return reason !== 'AlreadyExists';
   return status === 429 || status >= 500;
+}
+
+/** A request that got no answer in time (retried like a connection error). */
+export class RequestTimeoutError extends Error {
+  constructor(verb: string, ms: number) {
+    super(`no answer to ${verb} within ${ms} ms`);
+    this.name = 'RequestTimeoutError';
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, verb: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RequestTimeoutError(verb, ms)), ms);
+  });
+  // The abandoned request may still fail later; nobody is listening any more.
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -141,7 +164,12 @@ export class KubeApi {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.logger = opts.logger;
     this.counter = opts.counter ?? new RequestCounter();
-    this.retry = { maxAttempts: opts.maxAttempts ?? 6, baseDelayMs: opts.baseDelayMs ?? 200, maxDelayMs: opts.maxDelayMs ?? 10_000 };
+    this.retry = {
+      maxAttempts: opts.maxAttempts ?? 6,
+      baseDelayMs: opts.baseDelayMs ?? 200,
+      maxDelayMs: opts.maxDelayMs ?? 10_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+    };
   }
 
   /** Backoff before try `attempt` (1-based count of failures so far). */
@@ -156,7 +184,7 @@ export class KubeApi {
     for (let attempt = 1; ; attempt++) {
       this.counter.count(verb, pod);
       try {
-        return await fn();
+        return await withTimeout(fn(), this.retry.requestTimeoutMs, verb);
       } catch (e) {
         const st = errorStatus(e);
         if (!isRetryable(e) || attempt >= this.retry.maxAttempts || signal?.aborted) {

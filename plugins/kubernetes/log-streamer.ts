@@ -284,6 +284,8 @@ export class LogStreamer {
         res.on('close', () => settle(this.stopped ? 'aborted' : 'cut'));
       });
       req.on('error', () => settle(this.stopped ? 'aborted' : 'refused'));
+      // A bounded read that hangs must not hold the try; a quiet follow stream is normal.
+      if (!follow) req.setTimeout(30_000, () => req.destroy());
       this.current = req;
       req.end();
     });

@@ -298,7 +298,11 @@ export class PodOperator implements Operator {
           if (!v.neverStarted && !logs && v.reason !== 'PodDeleted') startLogs();
           if (logs) await (logs as LogStreamer).finish(this.opts.logFinishGraceMs ?? 5000);
           const events = v.kind === 'success' ? [] : await api.podEvents(namespace, name);
-          const extra: Record<string, Json> = { attempt: Number(last.metadata?.labels?.[LABELS.attempt] ?? 0) };
+          const extra: Record<string, Json> = {
+            attempt: Number(last.metadata?.labels?.[LABELS.attempt] ?? 0),
+            argv: [...(args.command ?? []), ...(args.args ?? [])],
+            capacity: args.capacity ?? POD_ARG_DEFAULTS.capacity,
+          };
           const gpu = last.spec?.containers.find((c) => c.name === main)?.resources?.limits?.['nvidia.com/gpu'];
           if (gpu && last.spec?.nodeName) {
             const node = await api.readNode(last.spec.nodeName, name);

@@ -461,6 +461,24 @@ describe('faults on the way', () => {
     }
   });
 
+  it('a create that times out is retried and never makes a second pod', async () => {
+    kube.script(byTask('slowcreate'), { kind: 'succeed', logs: lines(2) });
+    kube.slow('POST', new RegExp(`^/api/v1/namespaces/${NS}/pods$`), 1500, 1);
+    const w = newOperator({ retry: { baseDelayMs: 20, requestTimeoutMs: 300 } });
+    try {
+      const before = kube.requests.filter((r) => r.method === 'POST' && r.status === 201).length;
+      const t = podRequest({ taskId: 'slowcreate', args: args() });
+      const out = await w.execute(t.req);
+      expect(out.state).toBe('success');
+      expect(t.log.lines).toEqual(lines(2));
+      // Let the held request be answered (409: the retry created the pod first).
+      await until(() => kube.requests.some((r) => r.method === 'POST' && r.status === 409), 'held create answered');
+      expect(kube.requests.filter((r) => r.method === 'POST' && r.status === 201).length - before).toBe(1);
+    } finally {
+      w.close();
+    }
+  });
+
   it('create answered 500 then 429 (Retry-After) is retried: one pod, success', async () => {
     kube.script(byTask('apifault'), { kind: 'succeed' });
     const name = podName({ dagId: 'gpu_finetune', taskId: 'apifault', runId: RUN, mapIndex: -1, tryNumber: 1 });
@@ -498,6 +516,8 @@ describe('one shared watch', () => {
     expect(outs.map((o) => o.state)).toEqual(Array(10).fill('success'));
     expect(kube.requests.filter((r) => r.path.includes('watch=true')).length).toBe(before);
     expect(kube.openWatches()).toBe(1);
+    const perPod = Array.from({ length: 10 }, (_, i) => op.podRequests.get(podName({ dagId: 'gpu_finetune', taskId: `many${i}`, runId: RUN, mapIndex: -1, tryNumber: 1 })));
+    expect(perPod).toEqual(Array(10).fill({ create: 1, log: 2, delete: 1 }));
   });
 });
 
