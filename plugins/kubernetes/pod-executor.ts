@@ -222,6 +222,13 @@ export class PodOperator implements Operator {
     }
 
     const watcher = await this.watcher(namespace);
+    if (req.signal.aborted) {
+      // Stopped before any pod existed: nothing to leave running or to delete.
+      const reason = req.signal.reason as AbortReason | undefined;
+      return reason?.kind === 'shutdown'
+        ? { state: 'failed', free_retry: true, error: 'worker shut down before the pod was created' }
+        : { state: 'failed', error: `${where}: stopped before the pod was created: ${reason?.message ?? 'aborted'}` };
+    }
     const annotation = tryAnnotation(id);
     const mine = watcher.find(tryLabels(id)).filter((p) => p.metadata?.annotations?.[TRY_ANNOTATION] === annotation);
     let pod = mine.find(isLive);
