@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { retryDelayMs } from '../../src/scheduler/retry-delay.ts';
+import { Redis } from 'ioredis';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
 import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
+import { redisUrl } from '../support/redis.ts';
 
 const RETRIES = `
 import { dag } from 'podflow';
@@ -35,28 +37,47 @@ interface Finished {
   dag_id: string;
   try_number: number;
   state: string;
-  end_date: string | null;
-  next_attempt_at: number | null;
+}
+
+interface Retrying {
+  dag_id: string;
+  try_number: number;
+  end_date: string;
+  next_attempt_at: number;
 }
 
 describe('retries and execution_timeout end to end', () => {
   let pf: TestPodflow;
   const finished: Finished[] = [];
+  const retrying: Retrying[] = [];
+  let sub: Redis;
   beforeAll(async () => {
     pf = await startTestPodflow({
       files: { 'retries.ts': RETRIES, 'timeouts.ts': TIMEOUTS },
       hooks: {
         tryHooks: {
-          // Right after a try is stored (the next try waits at least the retry delay), read what it recorded.
-          tryFinished: async (info) => {
-            const ti = (await pf.store.getTi(info.ti))!;
-            finished.push({ dag_id: ti.dag_id, try_number: ti.try_number, state: ti.state, end_date: ti.end_date, next_attempt_at: ti.next_attempt_at });
+          tryFinished: (info) => {
+            finished.push({ dag_id: info.ti.dag_id, try_number: info.ti.try_number, state: info.final_state });
           },
         },
       },
     });
+    // The up_for_retry transition is published from inside the state change; reading the task
+    // instance then sees what that try recorded (the next try waits at least the retry delay).
+    sub = new Redis(redisUrl());
+    sub.on('message', (_c, m: string) => {
+      const [kind, dag_id, dag_run_id, task_id, mi, to] = m.split('|');
+      if (kind !== 'ti' || to !== 'up_for_retry') return;
+      void pf.store.getTi({ dag_id, dag_run_id, task_id, map_index: Number(mi) }).then((ti) => {
+        retrying.push({ dag_id, try_number: ti!.try_number, end_date: ti!.end_date!, next_attempt_at: ti!.next_attempt_at! });
+      });
+    });
+    await sub.subscribe(pf.store.keys.events());
   });
-  afterAll(async () => pf?.close());
+  afterAll(async () => {
+    sub?.disconnect();
+    await pf?.close();
+  });
 
   async function runToEnd(dagId: string) {
     const run = await triggerDagRun(pf.store, (await pf.store.getDag(dagId))!);
@@ -77,7 +98,9 @@ describe('retries and execution_timeout end to end', () => {
       [4, 'failed'],
     ]);
     const spec = (await pf.store.getDag('backoff'))!.tasks[0];
-    const gaps = tries.slice(0, 3).map((f) => f.next_attempt_at! - Date.parse(f.end_date!));
+    const recorded = retrying.filter((r) => r.dag_id === 'backoff');
+    expect(recorded.map((r) => r.try_number)).toEqual([1, 2, 3]);
+    const gaps = recorded.map((r) => r.next_attempt_at - Date.parse(r.end_date));
     const bounds = [1, 2, 3].map((n) => [retryDelayMs(spec, n, () => 0), retryDelayMs(spec, n, () => 0.999999)]);
     expect(bounds).toEqual([
       [100, 199],
@@ -93,17 +116,21 @@ describe('retries and execution_timeout end to end', () => {
       const log = await pf.store.readLog({ dag_id: 'backoff', dag_run_id: runId, task_id: 'flaky', map_index: -1 }, t + 1);
       expect(log.some((l) => l.includes(`starting try ${t + 1} of 4`))).toBe(true);
     }
-    expect(Date.parse(ti.start_date!)).toBeGreaterThanOrEqual(tries[2].next_attempt_at!);
+    expect(Date.parse(ti.start_date!)).toBeGreaterThanOrEqual(recorded[2].next_attempt_at);
   });
 
   it('a fixed retry_delay records exactly that gap and the third try succeeds', async () => {
     const { done, runId } = await runToEnd('fixed');
     expect(done.state).toBe('success');
     const tries = finished.filter((f) => f.dag_id === 'fixed');
-    expect(tries.map((f) => [f.try_number, f.state, f.state === 'up_for_retry' ? f.next_attempt_at! - Date.parse(f.end_date!) : null])).toEqual([
-      [1, 'up_for_retry', 150],
-      [2, 'up_for_retry', 150],
-      [3, 'success', null],
+    expect(tries.map((f) => [f.try_number, f.state])).toEqual([
+      [1, 'up_for_retry'],
+      [2, 'up_for_retry'],
+      [3, 'success'],
+    ]);
+    expect(retrying.filter((r) => r.dag_id === 'fixed').map((r) => [r.try_number, r.next_attempt_at - Date.parse(r.end_date)])).toEqual([
+      [1, 150],
+      [2, 150],
     ]);
     expect(await pf.store.getXcom({ dag_id: 'fixed', dag_run_id: runId, task_id: 'flaky', map_index: -1 }, 'return_value')).toBe(3);
   });
