@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -10,12 +10,12 @@ import addFormats from 'ajv-formats';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
 import { dagRunUuid, type RunEvent } from '../../src/lineage/openlineage.ts';
 import { lineageGraph, renderTree, runProvenance, type DatasetNode, type LineageNode, type TryNode } from '../../src/lineage/query.ts';
-import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
+import { dagsFolder, startTestPodflow, type TestPodflow } from '../support/podflow.ts';
 
 // The real example pipeline, run by the real scheduler and worker: the published model's
 // lineage must name the data set file hash, the code hash, the chosen hyper-parameters,
 // the test accuracy and the run.
-const DAGS = fileURLToPath(new URL('../../dags/', import.meta.url));
+const REPO_DAGS = fileURLToPath(new URL('../../dags/', import.meta.url));
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 const SCHEMA_DIR = fileURLToPath(new URL('../../../shared/openlineage/', import.meta.url));
@@ -58,9 +58,14 @@ function walk(n: LineageNode, out: LineageNode[] = []): LineageNode[] {
 describe('lineage of the iris_training model', () => {
   let pf: TestPodflow;
   let artifacts: string;
+  // only iris_training (and its lib), so other example DAGs neither slow the load nor run
+  const folder = dagsFolder();
+  const DAGS = folder.dir;
   const savedArtifacts = process.env.PODFLOW_ARTIFACTS;
 
   beforeAll(async () => {
+    await cp(join(REPO_DAGS, 'iris_training.ts'), join(DAGS, 'iris_training.ts'));
+    await cp(join(REPO_DAGS, 'lib'), join(DAGS, 'lib'), { recursive: true });
     artifacts = await mkdtemp(join(tmpdir(), 'pf-iris-lineage-'));
     // the DAG reads PODFLOW_ARTIFACTS from the process environment
     process.env.PODFLOW_ARTIFACTS = artifacts;
@@ -78,11 +83,12 @@ describe('lineage of the iris_training model', () => {
     if (savedArtifacts === undefined) delete process.env.PODFLOW_ARTIFACTS;
     else process.env.PODFLOW_ARTIFACTS = savedArtifacts;
     await rm(artifacts, { recursive: true, force: true });
+    folder.remove();
   });
 
-  it('traces the published model back to the data set file hash, with code hash, chosen hyper-parameters, accuracy and run', async () => {
+  it('traces the published model back to the data set file hash, with code hash, chosen hyper-parameters, accuracy and run', { timeout: 180_000 }, async () => {
     let dag = await pf.store.getDag('iris_training');
-    for (let i = 0; i < 200 && !dag; i++) {
+    for (let i = 0; i < 600 && !dag; i++) {
       await new Promise((r) => setTimeout(r, 50));
       dag = await pf.store.getDag('iris_training');
     }
