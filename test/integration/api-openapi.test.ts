@@ -12,7 +12,7 @@ export default dag({ dag_id: 'api_dag', schedule: null }, (d) => {
 describe('REST API contract', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'api_dag.ts': DAG }, roles: { scheduler: true, api: true } });
+    pf = await startTestPodflow({ files: { 'api_dag.ts': DAG }, roles: { scheduler: true, api: true }, env: { PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
   });
   afterAll(async () => pf?.close());
 

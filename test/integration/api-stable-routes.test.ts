@@ -15,10 +15,10 @@ describe('stable REST API routes beyond the core', () => {
   let pf: TestPodflow;
   let runId: string;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'stable.ts': DAG, 'broken.ts': "import { dag } from 'podflow';\nthrow new Error('broken on purpose');\n" } });
+    pf = await startTestPodflow({ files: { 'stable.ts': DAG, 'broken.ts': "import { dag } from 'podflow';\nthrow new Error('broken on purpose');\n" }, env: { PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
     const run = await triggerDagRun(pf.store, (await pf.store.getDag('stable'))!);
     runId = run.dag_run_id;
-    await pf.waitForRun('stable', runId, 15_000);
+    await pf.waitForRun('stable', runId, 30_000);
   });
   afterAll(async () => pf?.close());
 

@@ -42,7 +42,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('dataset-scheduled DAGs', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'datasets.ts': DAGS } });
+    pf = await startTestPodflow({ files: { 'datasets.ts': DAGS }, env: { PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
   });
   afterAll(async () => pf?.close());
 
@@ -53,7 +53,7 @@ describe('dataset-scheduled DAGs', () => {
     });
   const postEvent = (uri: string, extra?: object) => api('/api/v1/datasets/events', { method: 'POST', body: JSON.stringify({ dataset_uri: uri, extra }) });
 
-  async function runsOf(dagId: string, count: number, timeoutMs = 10_000) {
+  async function runsOf(dagId: string, count: number, timeoutMs = 30_000) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const runs = await pf.store.listRuns(dagId);
@@ -90,7 +90,7 @@ describe('dataset-scheduled DAGs', () => {
   it('an AND schedule waits for every dataset; a task outlet records the event with its source', async () => {
     for (let i = 0; i < 2; i++) {
       const r = await triggerDagRun(pf.store, (await pf.store.getDag('produce_a'))!);
-      expect((await pf.waitForRun('produce_a', r.dag_run_id, 10_000)).state).toBe('success');
+      expect((await pf.waitForRun('produce_a', r.dag_run_id, 30_000)).state).toBe('success');
     }
     await sleep(300);
     expect(await pf.store.countRuns('needs_both')).toBe(0);
@@ -185,7 +185,7 @@ describe('retrain_on_new_labels', () => {
   beforeAll(async () => {
     // Inline tasks run in this process and read the artifacts folder from its environment.
     process.env.PODFLOW_ARTIFACTS = artifacts;
-    pf = await startTestPodflow({ files: { 'retrain.ts': source }, env: { PODFLOW_ARTIFACTS: artifacts } });
+    pf = await startTestPodflow({ files: { 'retrain.ts': source }, env: { PODFLOW_ARTIFACTS: artifacts, PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
   });
   afterAll(async () => {
     await pf?.close();
@@ -197,7 +197,7 @@ describe('retrain_on_new_labels', () => {
     for (let i = 0; ; i++) {
       const runs = await pf.store.listRuns('retrain_on_new_labels');
       if (runs.length >= count && (runs[0].state === 'success' || runs[0].state === 'failed')) return runs[0];
-      if (i > 300) throw new Error(`retrain_on_new_labels has ${runs.length} runs, expected ${count} finished`);
+      if (i > 900) throw new Error(`retrain_on_new_labels has ${runs.length} runs, expected ${count} finished`);
       await sleep(50);
     }
   }

@@ -39,7 +39,7 @@ describe('nightly_report', () => {
     // Read by the DAG file (poke interval) and its tasks (artifacts folder) in this process and the loader's.
     process.env.NIGHTLY_REPORT_POKE_INTERVAL = '200ms';
     process.env.PODFLOW_ARTIFACTS = artifacts;
-    pf = await startTestPodflow({ files: { 'nightly_report.ts': readFileSync(join(repoDags, 'nightly_report.ts'), 'utf8') }, env: { PODFLOW_ARTIFACTS: artifacts } });
+    pf = await startTestPodflow({ files: { 'nightly_report.ts': readFileSync(join(repoDags, 'nightly_report.ts'), 'utf8') }, env: { PODFLOW_ARTIFACTS: artifacts, PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
   });
   afterAll(async () => {
     await pf?.close();
@@ -51,7 +51,7 @@ describe('nightly_report', () => {
   it("waits in reschedule mode for the day's file, then writes the report", async () => {
     // catchup is off: the scheduler creates the latest nightly run at once.
     let runs = await pf.store.listRuns('nightly_report');
-    for (let i = 0; runs.length === 0 && i < 100; i++) {
+    for (let i = 0; runs.length === 0 && i < 300; i++) {
       await sleep(50);
       runs = await pf.store.listRuns('nightly_report');
     }
@@ -61,14 +61,14 @@ describe('nightly_report', () => {
     for (let i = 0; ; i++) {
       const ti = await pf.store.getTi(key);
       if (ti?.state === 'up_for_reschedule') break;
-      if (i > 200) throw new Error(`the sensor never went up_for_reschedule (state ${ti?.state})`);
+      if (i > 600) throw new Error(`the sensor never went up_for_reschedule (state ${ti?.state})`);
       await sleep(50);
     }
     const ds = run.logical_date.slice(0, 10);
     const incoming = join(artifacts, 'nightly_report', 'incoming');
     mkdirSync(incoming, { recursive: true });
     writeFileSync(join(incoming, `${ds}.csv`), 'model,accuracy,latency_ms\niris,0.9,12\niris,0.96,10\nwine,0.93,14\n');
-    const done = await pf.waitForRun('nightly_report', run.dag_run_id, 15_000);
+    const done = await pf.waitForRun('nightly_report', run.dag_run_id, 30_000);
     expect(done.state).toBe('success');
     const sensor = (await pf.store.getTi(key))!;
     expect([sensor.state, sensor.try_number]).toEqual(['success', 1]);

@@ -31,7 +31,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('reschedule-mode sensors', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'waiters.ts': WAITERS, 'quick.ts': QUICK }, env: { PODFLOW_WORKER_CONCURRENCY: '2' } });
+    pf = await startTestPodflow({ files: { 'waiters.ts': WAITERS, 'quick.ts': QUICK }, env: { PODFLOW_WORKER_CONCURRENCY: '2', PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
   });
   afterAll(async () => {
     await pf?.close();
@@ -54,12 +54,12 @@ describe('reschedule-mode sensors', () => {
       return tis.filter((t) => Number((t as unknown as { poke_count?: number }).poke_count ?? 0) >= 1).length === SENSORS;
     };
     for (let i = 0; !(await pokedAll()); i++) {
-      if (i > 400) throw new Error('the sensors did not all poke within 20 s');
+      if (i > 1200) throw new Error('the sensors did not all poke within 60 s');
       await sleep(50);
     }
     // With all 20 waiting on 2 slots, another DAG's task still gets a slot and finishes.
     const quick = await triggerDagRun(pf.store, (await pf.store.getDag('quick'))!);
-    const quickDone = await pf.waitForRun('quick', quick.dag_run_id, 15_000);
+    const quickDone = await pf.waitForRun('quick', quick.dag_run_id, 30_000);
     expect(quickDone.state).toBe('success');
     const during = await sample();
     expect(during.filter((t) => t.state === 'success')).toHaveLength(0);
@@ -69,7 +69,7 @@ describe('reschedule-mode sensors', () => {
       const r = await pf.store.getRun('waiters', run.dag_run_id);
       await sample();
       if (r?.state === 'success' || r?.state === 'failed') break;
-      if (i > 400) throw new Error('the sensors did not finish within 20 s of the file appearing');
+      if (i > 1200) throw new Error('the sensors did not finish within 60 s of the file appearing');
       await sleep(50);
     }
     const tis = await pf.store.listTis('waiters', run.dag_run_id);

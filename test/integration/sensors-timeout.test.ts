@@ -45,7 +45,7 @@ const flakyThenWait: Sensor<Record<string, never>> = {
 describe('sensor timeout and soft_fail', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'sensors.ts': DAGS } });
+    pf = await startTestPodflow({ files: { 'sensors.ts': DAGS }, env: { PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
     pf.sensors.register(flakyThenWait);
   });
   afterAll(async () => {
@@ -57,7 +57,7 @@ describe('sensor timeout and soft_fail', () => {
 
   it('a sensor timeout fails the task at once, without spending its 3 retries', async () => {
     const run = await triggerDagRun(pf.store, (await pf.store.getDag('timeout_hard'))!);
-    expect((await pf.waitForRun('timeout_hard', run.dag_run_id, 15_000)).state).toBe('failed');
+    expect((await pf.waitForRun('timeout_hard', run.dag_run_id, 30_000)).state).toBe('failed');
     const wait = (await ti('timeout_hard', run.dag_run_id))!;
     expect([wait.state, wait.try_number, wait.max_tries]).toEqual(['failed', 1, 4]);
     expect(wait.note).toMatch(
@@ -68,7 +68,7 @@ describe('sensor timeout and soft_fail', () => {
 
   it('with soft_fail a timed-out sensor is skipped, and so is its downstream', async () => {
     const run = await triggerDagRun(pf.store, (await pf.store.getDag('timeout_soft'))!);
-    await pf.waitForRun('timeout_soft', run.dag_run_id, 15_000);
+    await pf.waitForRun('timeout_soft', run.dag_run_id, 30_000);
     const wait = (await ti('timeout_soft', run.dag_run_id))!;
     expect([wait.state, wait.try_number]).toEqual(['skipped', 1]);
     expect((await ti('timeout_soft', run.dag_run_id, 'after'))!.state).toBe('skipped');
@@ -76,7 +76,7 @@ describe('sensor timeout and soft_fail', () => {
 
   it("a done poke's XCom becomes the return value, and string arguments are templated", async () => {
     const run = await triggerDagRun(pf.store, (await pf.store.getDag('found'))!);
-    expect((await pf.waitForRun('found', run.dag_run_id, 15_000)).state).toBe('success');
+    expect((await pf.waitForRun('found', run.dag_run_id, 30_000)).state).toBe('success');
     const x = (await pf.store.getXcom({ dag_id: 'found', dag_run_id: run.dag_run_id, task_id: 'wait', map_index: -1 }, 'return_value')) as {
       count: number;
       files: { path: string; size: number }[];
@@ -87,7 +87,7 @@ describe('sensor timeout and soft_fail', () => {
 
   it('the timeout runs from the first poke of the first try, across retries', async () => {
     const run = await triggerDagRun(pf.store, (await pf.store.getDag('flaky_sensor'))!);
-    expect((await pf.waitForRun('flaky_sensor', run.dag_run_id, 15_000)).state).toBe('failed');
+    expect((await pf.waitForRun('flaky_sensor', run.dag_run_id, 30_000)).state).toBe('failed');
     const wait = (await ti('flaky_sensor', run.dag_run_id))!;
     expect([wait.state, wait.try_number]).toEqual(['failed', 2]);
     expect(wait.note).toContain("sensor 'flaky_then_wait' timed out");

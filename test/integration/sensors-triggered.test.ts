@@ -26,7 +26,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('sensor-triggered DAGs', () => {
   const prefix = uniquePrefix('sensor-trigger');
   let pf: TestPodflow | undefined;
-  const start = () => startTestPodflow({ files: { 'on_file.ts': DAG }, env: { PODFLOW_PREFIX: prefix } });
+  const start = () => startTestPodflow({ files: { 'on_file.ts': DAG }, env: { PODFLOW_PREFIX: prefix, PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' } });
   afterAll(async () => {
     await pf?.close();
     rmSync(scratch, { recursive: true, force: true });
@@ -36,7 +36,7 @@ describe('sensor-triggered DAGs', () => {
     for (let i = 0; ; i++) {
       const runs = await pf!.store.listRuns('on_file');
       if (runs.length >= count && runs.every((r) => r.state === 'success' || r.state === 'failed')) return runs;
-      if (i > 200) throw new Error(`on_file has ${runs.length} runs, expected ${count}`);
+      if (i > 600) throw new Error(`on_file has ${runs.length} runs, expected ${count}`);
       await sleep(50);
     }
   }

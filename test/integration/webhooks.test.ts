@@ -23,7 +23,7 @@ describe('POST /hooks/:dag_id', () => {
   beforeAll(async () => {
     pf = await startTestPodflow({
       files: { 'hooks.ts': DAGS },
-      env: { PODFLOW_WEBHOOK_SECRET: SECRET, OWN_HOOK_SECRET: DAG_SECRET, PODFLOW_WEBHOOK_MAX_BYTES: '2048' },
+      env: { PODFLOW_WEBHOOK_SECRET: SECRET, OWN_HOOK_SECRET: DAG_SECRET, PODFLOW_WEBHOOK_MAX_BYTES: '2048', PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000' },
     });
   });
   afterAll(async () => pf?.close());
@@ -38,7 +38,7 @@ describe('POST /hooks/:dag_id', () => {
     expect(res.status).toBe(200);
     const out = (await res.json()) as { dag_run_id: string; run_type: string; conf: unknown; duplicate: boolean; delivery_id: string };
     expect([out.run_type, out.conf, out.duplicate, out.delivery_id]).toEqual(['webhook', { ref: 'main', sha: 'abc123' }, false, 'd-accepted']);
-    const done = await pf.waitForRun('deploy', out.dag_run_id, 15_000);
+    const done = await pf.waitForRun('deploy', out.dag_run_id, 30_000);
     expect(done.state).toBe('success');
     expect(await pf.store.getXcom({ dag_id: 'deploy', dag_run_id: out.dag_run_id, task_id: 'echo', map_index: -1 }, 'return_value')).toEqual({ ref: 'main', sha: 'abc123' });
   });
