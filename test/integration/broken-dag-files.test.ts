@@ -37,7 +37,7 @@ async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Pr
 describe('broken DAG files are import errors and never stop the others', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'good.ts': GOOD } });
+    pf = await startTestPodflow({ files: { 'good.ts': GOOD }, env: { PODFLOW_DAG_IMPORT_TIMEOUT_MS: '5000' } });
   });
   afterAll(async () => pf?.close());
 

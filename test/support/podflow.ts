@@ -49,7 +49,8 @@ export async function startTestPodflow(
     PORT: '0',
     PODFLOW_SCHEDULER_INTERVAL_MS: '100',
     PODFLOW_DAG_RELOAD_INTERVAL_MS: '200',
-    PODFLOW_DAG_IMPORT_TIMEOUT_MS: '5000',
+    // Generous: on a loaded 2-core CI machine a DAG file importing ML libraries can take seconds.
+    PODFLOW_DAG_IMPORT_TIMEOUT_MS: '30000',
     PODFLOW_WORKER_CONCURRENCY: '4',
     ...opts.env,
   });
