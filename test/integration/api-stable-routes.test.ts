@@ -62,4 +62,23 @@ describe('stable REST API routes beyond the core', () => {
     expect(((await res.json()) as { note: string }).note).toBe('checked by hand');
     expect((await pf.store.getRun('stable', runId))!.note).toBe('checked by hand');
   });
+
+  it('lists runs and task instances across DAGs with the batch (~) forms', async () => {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${pf.api!.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${VIEWER_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const runs = await post('/api/v1/dags/~/dagRuns/list', { dag_ids: ['stable'], states: ['success'] });
+    expect(runs.status).toBe(200);
+    expect((runs.body.dag_runs as { dag_run_id: string }[]).map((r) => r.dag_run_id)).toEqual([runId]);
+    const tis = await post('/api/v1/dags/~/dagRuns/~/taskInstances/list', { dag_ids: ['stable'], task_ids: ['wait'] });
+    expect((tis.body.task_instances as { task_id: string; state: string; operator: string }[]).map((t) => [t.task_id, t.state, t.operator])).toEqual([['wait', 'success', 'sensor']]);
+    const bad = await post('/api/v1/dags/~/dagRuns/list', { states: ['done'] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.detail).toMatch(/^Invalid request body: field 'states\.0': /);
+  });
 });

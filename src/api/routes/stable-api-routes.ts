@@ -1,12 +1,63 @@
 import type { Request } from 'express';
+import { z } from 'zod';
 import type { DagSpec, TaskSpec } from '../../dag/types.ts';
 import type { StateStore } from '../../state/store.ts';
 import { notFound } from '../problem.ts';
-import { dagRunToApi, dagToApi } from '../serializers.ts';
+import { dagRunToApi, dagToApi, taskInstanceToApi } from '../serializers.ts';
 import type { ApiDeps, ApiRoute } from '../server.ts';
-import { parseBody, setNoteBody } from '../validation.ts';
+import { isoDateTime, parseBody, setNoteBody } from '../validation.ts';
 
 const p = (req: Request, name: string): string => String(req.params[name]);
+
+const dateRange = {
+  execution_date_gte: isoDateTime.optional(),
+  execution_date_lte: isoDateTime.optional(),
+  start_date_gte: isoDateTime.optional(),
+  start_date_lte: isoDateTime.optional(),
+  end_date_gte: isoDateTime.optional(),
+  end_date_lte: isoDateTime.optional(),
+};
+
+/** POST /api/v1/dags/~/dagRuns/list (Airflow's ListDagRunsForm). */
+export const listDagRunsBatchBody = z.strictObject({
+  order_by: z.enum(['execution_date', '-execution_date', 'start_date', '-start_date', 'end_date', '-end_date', 'dag_run_id', '-dag_run_id']).optional(),
+  page_offset: z.number().int().min(0).default(0),
+  page_limit: z.number().int().min(1).max(1000).default(100),
+  dag_ids: z.array(z.string().min(1)).optional(),
+  states: z.array(z.enum(['queued', 'running', 'success', 'failed'])).optional(),
+  ...dateRange,
+});
+
+const TI_STATES = ['none', 'scheduled', 'queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'upstream_failed', 'skipped', 'removed'] as const;
+
+/** POST /api/v1/dags/~/dagRuns/~/taskInstances/list (Airflow's ListTaskInstanceForm). */
+export const listTaskInstancesBatchBody = z.strictObject({
+  page_offset: z.number().int().min(0).default(0),
+  page_limit: z.number().int().min(1).max(1000).default(100),
+  dag_ids: z.array(z.string().min(1)).optional(),
+  dag_run_ids: z.array(z.string().min(1)).optional(),
+  task_ids: z.array(z.string().min(1)).optional(),
+  state: z.array(z.enum(TI_STATES)).optional(),
+  pool: z.array(z.string().min(1)).optional(),
+  ...dateRange,
+});
+
+type DateFilter = Partial<Record<keyof typeof dateRange, string>>;
+
+function withinDates(run: { logical_date: string; start_date: string | null; end_date: string | null }, f: DateFilter): boolean {
+  const within = (v: string | null, gte?: string, lte?: string) =>
+    (!gte || (v !== null && v >= new Date(gte).toISOString())) && (!lte || (v !== null && v <= new Date(lte).toISOString()));
+  return (
+    within(run.logical_date, f.execution_date_gte, f.execution_date_lte) &&
+    within(run.start_date, f.start_date_gte, f.start_date_lte) &&
+    within(run.end_date, f.end_date_gte, f.end_date_lte)
+  );
+}
+
+async function runsOf(store: StateStore, dagIds: string[] | undefined) {
+  const ids = dagIds ?? (await store.dagIds());
+  return (await Promise.all(ids.map((id) => store.listRuns(id, { limit: 100_000 })))).flat();
+}
 
 async function requireDag(store: StateStore, dagId: string): Promise<DagSpec> {
   const dag = await store.getDag(dagId);
@@ -141,6 +192,46 @@ export function stableApiRoutes({ store }: ApiDeps): ApiRoute[] {
           throw notFound(`task '${key.task_id}' (map index ${key.map_index}) of run '${key.dag_run_id}' has no XCom '${k}'; its keys: ${Object.keys(xcoms).join(', ') || '(none)'}`);
         }
         return { key: k, value: xcoms[k], ...key };
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/dags/~/dagRuns/list',
+      summary: 'List DAG runs across DAGs (batch form of the list endpoint)',
+      role: 'viewer',
+      requestSchema: listDagRunsBatchBody,
+      responses: { 200: { description: 'DAG run collection' } },
+      handler: async (req) => {
+        const b = parseBody(listDagRunsBatchBody, req.body);
+        const field = (b.order_by ?? 'execution_date').replace(/^-/, '');
+        const key = field === 'execution_date' ? 'logical_date' : (field as 'start_date' | 'end_date' | 'dag_run_id');
+        const desc = b.order_by?.startsWith('-') ?? false;
+        const all = (await runsOf(store, b.dag_ids))
+          .filter((r) => (!b.states || b.states.includes(r.state)) && withinDates(r, b))
+          .sort((x, y) => ((x[key] ?? '') < (y[key] ?? '') ? -1 : (x[key] ?? '') > (y[key] ?? '') ? 1 : 0) * (desc ? -1 : 1));
+        return { dag_runs: all.slice(b.page_offset, b.page_offset + b.page_limit).map(dagRunToApi), total_entries: all.length };
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/dags/~/dagRuns/~/taskInstances/list',
+      summary: 'List task instances across DAGs and runs (batch form)',
+      role: 'viewer',
+      requestSchema: listTaskInstancesBatchBody,
+      responses: { 200: { description: 'task instance collection' } },
+      handler: async (req) => {
+        const b = parseBody(listTaskInstancesBatchBody, req.body);
+        const runs = (await runsOf(store, b.dag_ids)).filter((r) => (!b.dag_run_ids || b.dag_run_ids.includes(r.dag_run_id)) && withinDates(r, b));
+        const out = [];
+        for (const run of runs) {
+          for (const ti of await store.listTis(run.dag_id, run.dag_run_id)) {
+            if (b.task_ids && !b.task_ids.includes(ti.task_id)) continue;
+            if (b.state && !b.state.includes(ti.state)) continue;
+            if (b.pool && !b.pool.includes(ti.pool)) continue;
+            out.push(taskInstanceToApi(ti, run));
+          }
+        }
+        return { task_instances: out.slice(b.page_offset, b.page_offset + b.page_limit), total_entries: out.length };
       },
     },
     {
