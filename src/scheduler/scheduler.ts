@@ -244,7 +244,8 @@ export class Scheduler {
       else await this.resendLostJob(ti, now);
     }
     const relevant = tis.filter((ti) => tasks.has(ti.task_id));
-    if (relevant.length > 0 && relevant.every((ti) => FINISHED_TASK_STATES.has(ti.state))) {
+    // A DAG without tasks has nothing to wait for: its runs succeed at once, as in Airflow.
+    if (relevant.every((ti) => FINISHED_TASK_STATES.has(ti.state))) {
       const leaves = relevant.filter((ti) => tasks.get(ti.task_id)!.downstream_task_ids.length === 0);
       const failed = leaves.some((ti) => ti.state === 'failed' || ti.state === 'upstream_failed');
       const state = failed ? 'failed' : 'success';

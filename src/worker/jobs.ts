@@ -19,26 +19,29 @@ export interface TaskJobData extends TaskInstanceKey {
 }
 
 /**
- * Job id derived from task instance and try: enqueueing the same try twice is one job.
- * encodeURIComponent keeps it injective and free of ':' (which BullMQ ids must not contain).
+ * Job id derived from task instance, try and kind: enqueueing the same try twice while its
+ * job is pending is one job. The kind is part of the id, so a stale retry job never blocks
+ * the run job of the same try after a clear. encodeURIComponent keeps the id injective and
+ * free of ':' (which BullMQ ids must not contain).
  */
 export function taskJobId(d: TaskJobData): string {
-  if (d.kind === 'dag_callback') {
-    // One job per run end: a run cleared and ending again gets a new callback, a resend does not.
-    return ['dagcb', d.dag_id, d.dag_run_id, d.run_state, d.ended_at].map((p) => encodeURIComponent(String(p))).join('|');
-  }
   const base = [d.dag_id, d.dag_run_id, d.task_id, d.map_index, d.try_number].map((p) => encodeURIComponent(String(p))).join('|');
-  return d.kind === 'reschedule' ? `${base}|poke${d.poke ?? 0}` : base;
+  if (d.kind === 'run') return base;
+  return d.kind === 'retry' ? `${base}|retry` : `${base}|poke${d.poke ?? 0}`;
 }
 
 export const TASK_QUEUE = 'tasks';
 
-/** The task queue; jobs are small and removed once done, since state lives in Podflow's keys. */
+/**
+ * The task queue. Jobs are removed as soon as they complete: state lives in Podflow's keys,
+ * and a kept completed job would make a later, legitimate re-send of the same id a no-op.
+ * Duplicates that slip through are harmless: the worker's compare-and-set drops them.
+ */
 export function taskQueue(connection: ConnectionOptions, prefix: string): Queue<TaskJobData> {
   return new Queue<TaskJobData>(TASK_QUEUE, {
     connection,
     prefix,
-    defaultJobOptions: { removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 24 * 3600 }, attempts: 1 },
+    defaultJobOptions: { removeOnComplete: true, removeOnFail: { age: 24 * 3600 }, attempts: 1 },
   });
 }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
+import { clearTasks } from '../../src/scheduler/task-actions.ts';
 import { startTestPodflow, VIEWER_TOKEN, type TestPodflow } from '../support/podflow.ts';
 
 const PIPELINE = `
@@ -27,10 +28,18 @@ export default dag({ dag_id: 'flaky', schedule: null, default_args: { retries: 2
 });
 `;
 
+const CLEARED = `
+import { dag } from 'podflow';
+export const cleared = dag({ dag_id: 'cleared', schedule: null, default_args: { retries: 1, retry_delay: '2s' } }, (d) => {
+  d.command('once_bad', ['node', '-e', 'process.exit(process.env.PODFLOW_TRY_NUMBER === "1" ? 1 : 0)']);
+});
+export const empty = dag({ dag_id: 'empty', schedule: null });
+`;
+
 describe('trigger to success through scheduler and worker', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'pipeline.ts': PIPELINE, 'flaky.ts': FLAKY } });
+    pf = await startTestPodflow({ files: { 'pipeline.ts': PIPELINE, 'flaky.ts': FLAKY, 'cleared.ts': CLEARED } });
   });
   afterAll(async () => pf?.close());
 
@@ -94,5 +103,23 @@ describe('trigger to success through scheduler and worker', () => {
     expect(count('dag_id="flaky",operator="command",state="up_for_retry"')).toBe(2);
     expect(text).toMatch(/^podflow_pool_slots\{pool="default_pool",kind="total"\} 128$/m);
     expect(text).toMatch(/^podflow_import_errors 0$/m);
+  });
+
+  it('a task cleared while waiting for its retry runs its next try at once; the stale retry job does nothing', async () => {
+    const dag = (await pf.store.getDag('cleared'))!;
+    const run = await triggerDagRun(pf.store, dag);
+    const key = { dag_id: 'cleared', dag_run_id: run.dag_run_id, task_id: 'once_bad', map_index: -1 };
+    for (let i = 0; i < 400 && (await pf.store.getTi(key))?.state !== 'up_for_retry'; i++) await new Promise((r) => setTimeout(r, 25));
+    expect((await clearTasks(pf.store, dag, run.dag_run_id, { taskIds: ['once_bad'] })).length).toBe(1);
+    expect((await pf.waitForRun('cleared', run.dag_run_id)).state).toBe('success');
+    await new Promise((r) => setTimeout(r, 2500)); // past the old retry job's due time
+    const ti = (await pf.store.getTi(key))!;
+    expect([ti.state, ti.try_number]).toEqual(['success', 2]);
+    expect((await pf.store.getRun('cleared', run.dag_run_id))!.state).toBe('success');
+  });
+
+  it('a DAG without tasks runs to success at once', async () => {
+    const run = await triggerDagRun(pf.store, (await pf.store.getDag('empty'))!);
+    expect((await pf.waitForRun('empty', run.dag_run_id)).state).toBe('success');
   });
 });
