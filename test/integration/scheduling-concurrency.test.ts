@@ -84,8 +84,11 @@ describe('pools, concurrency limits and priority weights end to end', () => {
   it('max_active_runs 1 runs triggered runs one after another, the waiting ones oldest logical date first', async () => {
     const dag = (await pf.store.getDag('mar'))!;
     const ids = [];
-    // 09 is created first and starts at once; 03, 01 and 02 are created while it runs, then wait.
-    for (const day of ['09', '03', '01', '02']) ids.push((await triggerDagRun(pf.store, dag, { logical_date: `2026-04-${day}T00:00:00Z` })).dag_run_id);
+    // 09 runs first; 03, 01 and 02 are created while it runs, and wait for the one slot.
+    for (const day of ['09', '03', '01', '02']) {
+      ids.push((await triggerDagRun(pf.store, dag, { logical_date: `2026-04-${day}T00:00:00Z` })).dag_run_id);
+      for (let i = 0; i < 100 && ids.length === 1 && (await pf.store.getRun('mar', ids[0]))!.state !== 'running'; i++) await new Promise((r) => setTimeout(r, 10));
+    }
     const runs = [];
     for (const id of ids) runs.push(await pf.waitForRun('mar', id));
     expect(runs.map((r) => r.state)).toEqual(['success', 'success', 'success', 'success']);
