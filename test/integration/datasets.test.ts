@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
 import { StateStore } from '../../src/state/store.ts';
-import { DatasetEvents, type DatasetEvent } from '../../src/triggers/dataset-events.ts';
+import { conditionHolds, conditionUris, DatasetEvents, type DatasetEvent } from '../../src/triggers/dataset-events.ts';
 import { DatasetTriggers } from '../../src/triggers/dataset-triggers.ts';
 import type { DagSpec } from '../../src/dag/types.ts';
 import { dag as defineDag } from '../../src/dag/dag.ts';
@@ -145,6 +145,21 @@ describe('dataset-scheduled DAGs', () => {
     const events = await cli('datasets', 'events', 'dataset://t/cli');
     expect(events.split('\n')[2]).toMatch(new RegExp(`^${ev.id}\\s+dataset://t/cli\\s+\\S+\\s+external\\s+\\{"rows":7\\}$`));
     await expect(cli('datasets', 'event', 'dataset://t/cli', '--extra', '[1]')).rejects.toThrow("--extra must be a JSON object such as '{\"rows\": 120}'");
+  });
+});
+
+describe('dataset conditions', () => {
+  it('evaluate AND/OR expressions, nested, over the URIs updated since the last run', () => {
+    const c = { any: [{ all: [{ uri: A }, { uri: B }] }, { uri: LABELS }] };
+    expect(conditionUris(c)).toEqual([A, B, LABELS]);
+    const cases: [string[], boolean][] = [
+      [[], false],
+      [[A], false],
+      [[A, B], true],
+      [[LABELS], true],
+      [[B, LABELS], true],
+    ];
+    expect(cases.map(([updated]) => conditionHolds(c, new Set(updated)))).toEqual(cases.map(([, want]) => want));
   });
 });
 
