@@ -226,8 +226,10 @@ class LineageImpl implements Lineage {
     const end = info.end ?? info.ended_at?.toISOString() ?? ti.end_date ?? new Date().toISOString();
     const start = info.start ?? info.started_at?.toISOString() ?? this.starts.get(id) ?? ti.start_date ?? end;
     const duration_s = Math.max(0, (Date.parse(end) - Date.parse(start)) / 1000) || 0;
-    const resources = info.resources ?? resourcesAsked(task.operator_args);
     const facts = outcome.facts ?? {};
+    // what the pod really asked for (after templates and capacity profiles) beats the task's arguments
+    const podResources = facts.resources !== null && typeof facts.resources === 'object' && !Array.isArray(facts.resources) ? facts.resources : null;
+    const resources = info.resources ?? resourcesAsked(podResources ? { resources: podResources } : task.operator_args);
     return {
       id,
       ...k,
@@ -240,12 +242,12 @@ class LineageImpl implements Lineage {
       git_commit: null,
       operator: task.operator,
       executor: info.executor,
-      image: str(task.operator_args.image) ?? str(facts.image),
+      image: str(facts.image) ?? str(task.operator_args.image),
       image_digest: str(facts.image_digest) ?? str(facts.imageID) ?? str(facts.image_id),
       argv: argvOf(info),
       resources,
       node: str(facts.node) ?? str(facts.node_name),
-      gpu_model: str(facts.gpu_model),
+      gpu_model: str(facts.gpu_model) ?? str(facts.gpu_product),
       hostname: ti.hostname,
       start,
       end,

@@ -147,16 +147,21 @@ export function resourcesAsked(args: Record<string, Json>): ResourcesAsked {
   let gpu_resource: string | undefined;
   const gpuCount = pick(res.gpus, args.gpus, res.gpu, args.gpu);
   if (gpuCount !== undefined) gpu = Number(gpuCount) || 0;
-  for (const src of [limits, requests, res]) {
+  // extended resources (`vendor.com/name`) are accelerators: nvidia.com/gpu, amd.com/gpu, google.com/tpu …
+  for (const src of [limits, requests]) {
     for (const [k, v] of Object.entries(src)) {
-      if (/\/gpu$/.test(k) || k === 'accelerator_count') {
+      if (k.includes('/')) {
         gpu = Number(v) || 0;
-        if (k !== 'nvidia.com/gpu' && k !== 'accelerator_count') gpu_resource = k;
+        if (k !== 'nvidia.com/gpu') gpu_resource = k;
       }
     }
   }
-  const accel = pick(res.accelerator, args.accelerator);
-  if (typeof accel === 'string') gpu_resource = accel;
+  // the pod operator's `accelerator: { resource: 'amd.com/gpu', count: 2 }`
+  const accel = obj(pick(res.accelerator, args.accelerator));
+  if (accel && typeof accel.resource === 'string') {
+    gpu = Number(accel.count) || 0;
+    gpu_resource = accel.resource;
+  }
   return { cpu, memory_gib, gpu, ...(gpu_resource ? { gpu_resource } : {}) };
 }
 

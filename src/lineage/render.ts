@@ -12,6 +12,12 @@ export function shortHash(h: string | null | undefined): string {
   return `${algo}:${hex.slice(0, 12)}`;
 }
 
+/** `image ghcr.io/acme/ft:v3  digest sha256:3f2a9c1b4e5d` from an image and a digest or imageID (`repo@sha256:…`). */
+function imageLine(image: string, digest: string | null): string {
+  const m = digest ? /sha256:([0-9a-f]{12})/.exec(digest) : null;
+  return `image ${image}${m ? `  digest sha256:${m[1]}` : digest ? `  digest ${digest}` : ''}`;
+}
+
 function humanSize(n: number | null): string | null {
   if (n === null) return null;
   if (n < 1024) return `${n} B`;
@@ -58,7 +64,7 @@ function tryDetails(t: TryNode, above: TryNode | null): string[] {
     if (t.git_commit) code += `  git ${t.git_commit.slice(0, 12)}`;
     lines.push(code);
   }
-  if (t.image) lines.push(`image ${t.image}${t.image_digest ? `@${shortHash(t.image_digest)}` : ''}`);
+  if (t.image) lines.push(imageLine(t.image, t.image_digest));
   const sameSettings = sameRun && JSON.stringify(above.params) === JSON.stringify(t.params) && JSON.stringify(above.conf) === JSON.stringify(t.conf);
   if (!sameSettings) {
     if (Object.keys(t.params).length) lines.push(`params ${kv(t.params)}`);
@@ -158,7 +164,7 @@ export function renderProvenance(p: RunProvenance): string {
   for (const t of p.tries) {
     const map = t.map_index >= 0 ? `[${t.map_index}]` : '';
     out.push(`  ${t.task_id}${map}  try ${t.try_number}  ${t.state}  ${t.duration_s}s  ${t.operator}/${t.executor}${t.exit_code !== null ? `  exit ${t.exit_code}` : ''}`);
-    if (t.image) out.push(`    image ${t.image}${t.image_digest ? `@${shortHash(t.image_digest)}` : ''}`);
+    if (t.image) out.push(`    ${imageLine(t.image, t.image_digest)}`);
     if (t.argv) out.push(`    argv ${JSON.stringify(t.argv)}`);
     if (t.node || t.gpu_model) out.push(`    on ${t.node ?? '?'}${t.gpu_model ? ` gpu ${t.gpu_model}` : ''}`);
     for (const d of t.inputs) out.push(`    read ${datasetLine(d)}`);

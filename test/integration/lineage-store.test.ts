@@ -300,6 +300,7 @@ describe('a model file traced back to its data set through steps that pass data 
         `│  │  params max_depth=5 n_estimators=50`,
         `│  ├─ after iris_training.split  try 1  success`,
         `│  │  │  ${same('split')}`,
+        '│  │  │  returned {"train_rows":120,"test_rows":30}',
         `│  │  ├─ read ${uri('data/iris.csv')}  ${h(DATA)}  ${DATA.length} B  text/csv`,
         `│  │  └─ wrote ${uri('artifacts/split.json')}  ${h(SPLIT)}  ${SPLIT.length} B  application/json`,
         `│  └─ then iris_training.evaluate  try 1  success`,
@@ -464,6 +465,34 @@ describe('versions, failures and retries', () => {
       '2026-12-01T00:00:02.000Z',
       '2026-12-01T00:00:04.500Z',
       2.5,
+    ]);
+  });
+
+  it('records what the pod really ran on: image, digest, node, GPU model and the resources of its spec', async () => {
+    const l = lineage();
+    const t = taskSpec('finetune', { operator: 'pod', operator_args: { image: 'ghcr.io/acme/ft:{{ params.tag }}', resources: { cpu: '1', gpus: 2 } } });
+    const rec = await runTask(l, dagSpec(join(dir, 'pod.ts'), sha('pod'), [t]), runRecord('run_pod'), t, ['2026-12-01T00:00:00.000Z', '2026-12-01T00:01:40.000Z'], {
+      outcome: {
+        state: 'success',
+        exit_code: 0,
+        facts: {
+          pod_name: 'iris-training-finetune-1-abcde',
+          image: 'ghcr.io/acme/ft:v3',
+          image_digest: 'ghcr.io/acme/ft@sha256:' + 'a'.repeat(64),
+          node_name: 'gke-spot-a100-1',
+          gpu_product: 'NVIDIA-A100-SXM4-40GB',
+          resources: { requests: { cpu: '4', memory: '16Gi' }, limits: { memory: '16Gi', 'nvidia.com/gpu': '1' } },
+        },
+      },
+    });
+    expect([rec.image, rec.image_digest, rec.node, rec.gpu_model, rec.resources, rec.cost, rec.facts.pod_name]).toEqual([
+      'ghcr.io/acme/ft:v3',
+      'ghcr.io/acme/ft@sha256:' + 'a'.repeat(64),
+      'gke-spot-a100-1',
+      'NVIDIA-A100-SXM4-40GB',
+      { cpu: 4, memory_gib: 16, gpu: 1 },
+      { cpu_seconds: 400, memory_gib_seconds: 1600, gpu_seconds: 100 },
+      'iris-training-finetune-1-abcde',
     ]);
   });
 

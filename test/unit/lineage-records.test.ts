@@ -21,6 +21,15 @@ describe('resources asked and their cost', () => {
     ).toEqual({ cpu: 0.25, memory_gib: 1, gpu: 1, gpu_resource: 'amd.com/gpu' });
   });
 
+  it("reads the pod operator's named accelerator", () => {
+    expect(resourcesAsked({ resources: { cpu: '1', accelerator: { resource: 'google.com/tpu', count: 4 } } })).toEqual({
+      cpu: 1,
+      memory_gib: null,
+      gpu: 4,
+      gpu_resource: 'google.com/tpu',
+    });
+  });
+
   it('states nothing for an inline task without resources', () => {
     expect(resourcesAsked({})).toEqual({ cpu: null, memory_gib: null, gpu: null });
   });
