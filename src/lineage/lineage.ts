@@ -334,7 +334,8 @@ class LineageImpl implements Lineage {
           ...rec,
           git,
           inputs: rec.inlets.map((u) => rec.inputs.find((a) => a.uri === u && !a.error) ?? u),
-          outputs: [...rec.outlets, ...rec.artifacts.filter((a) => !a.error)],
+          // a skipped try ends COMPLETE but produced nothing
+          outputs: rec.state === 'success' ? [...rec.outlets, ...rec.artifacts.filter((a) => !a.error)] : [],
           error: message || null,
           stack: stack.length ? stack.join('\n') : null,
         },

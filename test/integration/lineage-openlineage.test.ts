@@ -394,6 +394,20 @@ describe('OpenLineage events over HTTP', () => {
     expect(rcv.events[3].run.facets.errorMessage).toMatchObject({ message: "task 'train' failed" });
   });
 
+  it('a skipped try sends COMPLETE without outputs', async () => {
+    const rcv = await receiver();
+    cleanups.push(() => rcv.close());
+    const l = lineageFor(rcv.url, captureLogger().logger);
+    const t = taskSpec('maybe', { outlets: ['s3://models/iris/model.onnx'] });
+    const dag = dagSpec('iris_training', join(dagsFolder, 'iris_training.ts'), [t]);
+    const run = runRecord('iris_training', 'manual__skip');
+    l.tryStarted({ dag, task: t, run, ti: ti(run, 'maybe'), executor: 'local' });
+    await l.tryFinished({ dag, task: t, run, ti: ti(run, 'maybe'), executor: 'local', outcome: { state: 'skipped' }, artifacts_registered: [] });
+    expect(await l.flush(10_000)).toBe(true);
+    expect(rcv.events.map((e) => [e.eventType, e.outputs.length])).toEqual([['START', 1], ['COMPLETE', 0]]);
+    expect(rcv.events.map(checkEvent)).toEqual([[], []]);
+  });
+
   it('a killed try sends ABORT', async () => {
     const rcv = await receiver();
     cleanups.push(() => rcv.close());
