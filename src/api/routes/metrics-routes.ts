@@ -1,3 +1,4 @@
+import { Registry, register as defaultRegistry } from 'prom-client';
 import type { ApiRoute, ApiDeps } from '../server.ts';
 
 /** GET /metrics in Prometheus text format (viewer token: Prometheus sends it as a bearer token). */
@@ -11,7 +12,9 @@ export function metricsRoutes({ metrics }: ApiDeps): ApiRoute[] {
       role: 'viewer',
       responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } },
       handler: async (_req, res) => {
-        res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+        // Plugins (e.g. the pod operator's API request counter) register on prom-client's default registry.
+        const all = Registry.merge([metrics.registry, defaultRegistry]);
+        res.type(all.contentType).send(await all.metrics());
         return undefined;
       },
     },
