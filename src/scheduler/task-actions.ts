@@ -52,7 +52,9 @@ export async function clearTasks(
   const walk = (dir: 'downstream_task_ids' | 'upstream_task_ids') => {
     const stack = [...ids];
     while (stack.length) {
-      const t = dag.tasks.find((x) => x.task_id === stack.pop());
+      // Pop once per step: inside find() it would pop on every comparison and lose tasks.
+      const id = stack.pop();
+      const t = dag.tasks.find((x) => x.task_id === id);
       for (const n of t?.[dir] ?? []) if (!ids.has(n)) (ids.add(n), stack.push(n));
     }
   };
