@@ -48,6 +48,10 @@ describe('POST /hooks/:dag_id', () => {
     const res = await post('own_secret', body, { 'x-hub-signature-256': signGithub(body, DAG_SECRET), 'x-github-delivery': 'gh-1' });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { run_type: string }).run_type).toBe('webhook');
+    // GitHub's ping (sent when the webhook is created) is verified and answered, starting nothing.
+    const ping = JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1 });
+    const pong = await post('own_secret', ping, { 'x-hub-signature-256': signGithub(ping, DAG_SECRET), 'x-github-delivery': 'gh-ping', 'x-github-event': 'ping' });
+    expect([pong.status, ((await pong.json()) as { pong: boolean }).pong]).toEqual([200, true]);
     // The global secret does not open a DAG that has its own.
     const wrong = await post('own_secret', body, { 'x-hub-signature-256': signGithub(body, SECRET), 'x-github-delivery': 'gh-2' });
     expect(wrong.status).toBe(401);

@@ -10,6 +10,8 @@
  *   exact bytes), limited to PODFLOW_WEBHOOK_MAX_BYTES (default 1 MiB).
  * - De-duplicated by delivery id (`X-Podflow-Delivery` / `X-GitHub-Delivery`): a resent
  *   delivery answers with the run the first one started and starts nothing.
+ * - GitHub's `ping` event (sent when a repository webhook is created) is answered, once
+ *   verified, without starting a run.
  */
 import express, { type Request, type Response } from 'express';
 import type { Json } from '../../dag/types.ts';
@@ -69,6 +71,9 @@ export function webhookRoutes({ store, config, logger }: ApiDeps): ApiRoute[] {
         // Checked after the signature, so an unsigned caller cannot probe which DAGs exist.
         if (!dag) throw notFound(`DAG '${dagId}' is not defined; point the webhook at /hooks/<dag_id> of a loaded DAG (GET /api/v1/dags lists them)`);
         const conf = parseConf(rawBody);
+        if (req.headers['x-github-event'] === 'ping') {
+          return { pong: true, dag_id: dagId, detail: `signature verified; deliveries to /hooks/${dagId} will start runs of ${dagId}` };
+        }
 
         if (!(await dedup.claim(dagId, v.deliveryId))) {
           const runId = await waitForRunId(dedup, dagId, v.deliveryId);
