@@ -79,6 +79,25 @@ export function conditionHolds(c: DatasetCondition, updated: ReadonlySet<string>
   return c.any.some((x) => conditionHolds(x, updated));
 }
 
+/**
+ * KEYS: 1 id sequence, 2 events of the URI, 3 all events, 4 latest id by URI, 5 datasets hash
+ * ARGV: 1 URI, 2 the event's JSON without its opening brace, 3 events kept per URI,
+ *       4 dataset record JSON, 5 events channel, 6 payload. Returns the event id.
+ */
+const RECORD_EVENT = `
+local id = redis.call('INCR', KEYS[1])
+local member = '{"id":' .. id .. ',' .. ARGV[2]
+local keep = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], id, member)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -keep - 1)
+redis.call('ZADD', KEYS[3], id, member)
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -keep * 10 - 1)
+redis.call('HSET', KEYS[4], ARGV[1], id)
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return id
+`;
+
 /** Reads and writes dataset events. */
 export class DatasetEvents {
   constructor(private readonly store: StateStore) {}
@@ -110,10 +129,8 @@ export class DatasetEvents {
    */
   async record(uri: string, source: DatasetEventSource = {}, extra: Record<string, Json> = {}): Promise<DatasetEvent> {
     const ds = await this.ensureDataset(uri);
-    const id = await this.redis.incr(this.keys.datasetSeq());
     const now = new Date().toISOString();
-    const ev: DatasetEvent = {
-      id,
+    const rest: Omit<DatasetEvent, 'id'> = {
       dataset_id: ds.id,
       dataset_uri: uri,
       extra,
@@ -123,18 +140,24 @@ export class DatasetEvents {
       source_map_index: source.source_map_index ?? -1,
       timestamp: now,
     };
-    const member = JSON.stringify(ev);
-    await this.redis
-      .multi()
-      .zadd(this.keys.datasetEventsOf(uri), id, member)
-      .zremrangebyrank(this.keys.datasetEventsOf(uri), 0, -MAX_EVENTS_PER_DATASET - 1)
-      .zadd(this.keys.datasetEvents(), id, member)
-      .zremrangebyrank(this.keys.datasetEvents(), 0, -MAX_EVENTS_PER_DATASET * 10 - 1)
-      .hset(this.keys.datasetLatest(), uri, String(id))
-      .hset(this.keys.datasets(), uri, JSON.stringify({ ...ds, updated_at: now }))
-      .publish(this.keys.events(), `dataset|${uri}`)
-      .exec();
-    return ev;
+    // One script: the id, the event lists and the URI's latest id change together, so a
+    // consumer never sees a latest id older than an event already listed (two writers racing).
+    const id = (await this.redis.eval(
+      RECORD_EVENT,
+      5,
+      this.keys.datasetSeq(),
+      this.keys.datasetEventsOf(uri),
+      this.keys.datasetEvents(),
+      this.keys.datasetLatest(),
+      this.keys.datasets(),
+      uri,
+      JSON.stringify(rest).slice(1),
+      String(MAX_EVENTS_PER_DATASET),
+      JSON.stringify({ ...ds, updated_at: now }),
+      this.keys.events(),
+      `dataset|${uri}`,
+    )) as number;
+    return { id, ...rest };
   }
 
   async getDataset(uri: string): Promise<DatasetRecord | null> {

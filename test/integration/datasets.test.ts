@@ -185,6 +185,13 @@ describe('dataset triggers with several schedulers', () => {
       expect(await stores[0].countRuns('race')).toBe(10);
       // Nothing new: nothing more starts.
       expect(await Promise.all([triggers[0].checkDag(spec), triggers[1].checkDag(spec)])).toEqual([null, null]);
+      // Writers racing on one URI: its latest id is always its newest event's, ids are unique.
+      const writers = [new DatasetEvents(stores[0]), new DatasetEvents(stores[1])];
+      const written = await Promise.all(Array.from({ length: 40 }, (_, i) => writers[i % 2].record(B, {}, { i })));
+      const newest = Math.max(...written.map((e) => e.id));
+      expect((await writers[0].latestIds([B])).get(B)).toBe(newest);
+      expect(new Set(written.map((e) => e.id)).size).toBe(40);
+      expect((await writers[1].eventsOf(B, 0, '+inf', 1000)).slice(-40).map((e) => e.id)).toEqual(written.map((e) => e.id).sort((a, b) => a - b));
     } finally {
       for (const c of conns) c.disconnect();
     }
