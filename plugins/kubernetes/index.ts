@@ -14,6 +14,9 @@
  *
  * Settings: PODFLOW_KUBE_MODE, PODFLOW_KUBE_NAMESPACE, PODFLOW_KUBE_CAPACITY_PROFILES,
  * PODFLOW_KUBE_CONTEXT (see README.md).
+ *
+ * Nothing here imports `@kubernetes/client-node` at load time (types only): the client takes
+ * seconds to import, so it is loaded (kube-client.ts) only when cluster mode is chosen.
  */
 import type { PluginContext } from '../../src/executor/plugin.ts';
 import { PodOperator, type PodOperatorOptions } from './pod-executor.ts';
@@ -23,6 +26,7 @@ export { PodOperator, isLive, type PodOperatorOptions } from './pod-executor.ts'
 export { loadKubePluginConfig, KUBE_ENV_VARS, type KubePluginConfig } from './plugin-config.ts';
 export { loadCapacityProfiles, BUILTIN_PROVIDERS, type CapacityProfiles, type CapacityProfile } from './capacity-profiles.ts';
 export { buildPod, MAIN_CONTAINER } from './pod-builder.ts';
+export { loadKubeClient } from './kube-client.ts';
 export { podName, labelValue } from './pod-names.ts';
 export { podTask } from './authoring.ts';
 export type { PodTaskArgs } from './pod-args.ts';
@@ -37,8 +41,8 @@ export function createPodOperator(opts: PodOperatorOptions): PodOperator {
 }
 
 /** Plugin entry: registers the `pod` operator, configured from `PODFLOW_KUBE_*`. */
-export function register(ctx: PluginContext): void {
-  const cfg = loadKubePluginConfig(ctx.config.env);
+export async function register(ctx: PluginContext): Promise<void> {
+  const cfg = await loadKubePluginConfig(ctx.config.env);
   // The plugin loader already tags ctx.logger with the plugin's folder name.
   const logger = ctx.logger;
   const op = createPodOperator({

@@ -5,8 +5,9 @@
  * the answer to an idempotent create, not a race), and connection errors. Every request,
  * including the watch and log streams opened elsewhere, is counted per pod.
  */
-import { ApiException, CoreV1Api, type CoreV1Event, type KubeConfig, type V1Node, type V1Pod, type V1PodList } from '@kubernetes/client-node';
+import type { CoreV1Api, CoreV1Event, KubeConfig, V1Node, V1Pod, V1PodList } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { kubeClient, kubeClientIfLoaded, loadKubeClient } from './kube-client.ts';
 
 export interface RetryOptions {
   /** Tries per request, the first included (default 6). */
@@ -37,7 +38,9 @@ export class KubeApiError extends Error {
 
 /** Status and Kubernetes `reason` of an error from the client, or nulls for a connection error. */
 export function errorStatus(e: unknown): { status: number | null; reason: string | null; retryAfterMs: number | null; message: string } {
-  if (e instanceof ApiException) {
+  // An ApiException can only exist once the client module is loaded, so this never imports it.
+  const client = kubeClientIfLoaded();
+  if (client && e instanceof client.ApiException) {
     let body: unknown = e.body;
     if (typeof body === 'string') {
       try {
@@ -150,7 +153,10 @@ export interface KubeApiOptions extends RetryOptions {
   counter?: RequestCounter;
 }
 
-/** CoreV1 calls with retries; see the module doc. */
+/**
+ * CoreV1 calls with retries; see the module doc. Build it with {@link KubeApi.create}, which
+ * loads `@kubernetes/client-node` first (the constructor needs it loaded).
+ */
 export class KubeApi {
   readonly core: CoreV1Api;
   readonly counter: RequestCounter;
@@ -161,7 +167,7 @@ export class KubeApi {
     readonly kubeConfig: KubeConfig,
     opts: KubeApiOptions,
   ) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.core = kubeConfig.makeApiClient(kubeClient().CoreV1Api);
     this.logger = opts.logger;
     this.counter = opts.counter ?? new RequestCounter();
     this.retry = {
@@ -170,6 +176,12 @@ export class KubeApi {
       maxDelayMs: opts.maxDelayMs ?? 10_000,
       requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
     };
+  }
+
+  /** Loads the client module (once per process), then builds the API. */
+  static async create(kubeConfig: KubeConfig, opts: KubeApiOptions): Promise<KubeApi> {
+    await loadKubeClient();
+    return new KubeApi(kubeConfig, opts);
   }
 
   /** Backoff before try `attempt` (1-based count of failures so far). */

@@ -2,7 +2,8 @@
  * The plugin's settings, read from PODFLOW_KUBE_* environment variables.
  */
 import { existsSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeClient } from './kube-client.ts';
 import { loadCapacityProfiles, type CapacityProfiles } from './capacity-profiles.ts';
 
 export type KubeMode = 'auto' | 'cluster' | 'local';
@@ -29,10 +30,11 @@ function hasInClusterServiceAccount(env: Record<string, string | undefined>): bo
 }
 
 /**
- * Resolves mode, kubeconfig, namespace and capacity profiles. Throws with the fix when a
- * setting is invalid or `cluster` mode has no cluster to talk to.
+ * Resolves mode, kubeconfig, namespace and capacity profiles. Rejects with the fix when a
+ * setting is invalid or `cluster` mode has no cluster to talk to. Only cluster mode loads
+ * `@kubernetes/client-node` (seconds of start-up a local-mode worker does not pay).
  */
-export function loadKubePluginConfig(env: Record<string, string | undefined>): KubePluginConfig {
+export async function loadKubePluginConfig(env: Record<string, string | undefined>): Promise<KubePluginConfig> {
   const raw = (env.PODFLOW_KUBE_MODE || 'auto').toLowerCase();
   if (raw !== 'auto' && raw !== 'cluster' && raw !== 'local') {
     throw new Error(`PODFLOW_KUBE_MODE=${JSON.stringify(env.PODFLOW_KUBE_MODE)} is not auto, cluster or local`);
@@ -51,11 +53,13 @@ export function loadKubePluginConfig(env: Record<string, string | undefined>): K
   let kubeConfig: KubeConfig | null = null;
   let namespace = env.PODFLOW_KUBE_NAMESPACE || '';
   if (mode === 'cluster') {
+    const file = env.KUBECONFIG ? env.KUBECONFIG.split(':')[0]! : !inCluster && home && existsSync(home) ? home : null;
+    // Checked before loading the client, so a misconfigured worker fails at once.
+    if (!file && !inCluster) throw new Error('PODFLOW_KUBE_MODE=cluster but there is no cluster: set KUBECONFIG, create ~/.kube/config, or run in a pod with a service account');
+    const { KubeConfig } = await loadKubeClient();
     kubeConfig = new KubeConfig();
-    if (env.KUBECONFIG) kubeConfig.loadFromFile(env.KUBECONFIG.split(':')[0]!);
-    else if (inCluster) kubeConfig.loadFromCluster();
-    else if (home && existsSync(home)) kubeConfig.loadFromFile(home);
-    else throw new Error('PODFLOW_KUBE_MODE=cluster but there is no cluster: set KUBECONFIG, create ~/.kube/config, or run in a pod with a service account');
+    if (file) kubeConfig.loadFromFile(file);
+    else kubeConfig.loadFromCluster();
     if (env.PODFLOW_KUBE_CONTEXT) kubeConfig.setCurrentContext(env.PODFLOW_KUBE_CONTEXT);
     if (!kubeConfig.getCurrentCluster()) throw new Error(`kubeconfig has no cluster for context '${kubeConfig.getCurrentContext()}'; set PODFLOW_KUBE_CONTEXT or fix the kubeconfig`);
     namespace ||= kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace || '';

@@ -14,6 +14,7 @@ import type { Json, TaskOutcome } from '../../src/dag/types.ts';
 import type { AbortReason, Operator, OperatorRunRequest } from '../../src/executor/operator.ts';
 import type { CapacityProfiles } from './capacity-profiles.ts';
 import { KubeApi, KubeApiError, RequestCounter, type RetryOptions } from './kube-api.ts';
+import { loadKubeClient } from './kube-client.ts';
 import { LogStreamer } from './log-streamer.ts';
 import { RedisLogCursorStore, type LogCursorStore } from './log-cursor-store.ts';
 import { runLocal } from './local-runner.ts';
@@ -23,6 +24,7 @@ import { buildPod, LABELS, podflowEnv, TRY_ANNOTATION, tryAnnotation, tryLabels 
 import { podName, type PodIdentity } from './pod-names.ts';
 import { dagDirOf, resolvePodTemplate } from './pod-template.ts';
 import { PodWatcher } from './pod-watcher.ts';
+import { recordResultMetrics } from './result-metrics.ts';
 import { renderArgv, renderString, type TemplateScope } from './templating.ts';
 
 export interface PodOperatorOptions {
@@ -87,7 +89,9 @@ function shouldDelete(policy: Cleanup, kind: PodVerdict['kind']): boolean {
 /** The Operator registered as type "pod". */
 export class PodOperator implements Operator {
   readonly type = 'pod';
-  readonly api: KubeApi | null;
+  /** The Kubernetes API (cluster mode), set once `@kubernetes/client-node` has loaded; see {@link kubeApi}. */
+  api: KubeApi | null = null;
+  private apiReady: Promise<KubeApi> | null = null;
   readonly counter: RequestCounter;
   private readonly watchers = new Map<string, PodWatcher>();
   private readonly cursors: LogCursorStore | undefined;
@@ -101,9 +105,26 @@ export class PodOperator implements Operator {
     this.counter = new RequestCounter((verb) => metric.inc({ verb }));
     if (opts.mode === 'cluster') {
       if (!opts.kubeConfig) throw new Error('pod operator in cluster mode needs a kubeConfig; set KUBECONFIG or PODFLOW_KUBE_MODE=local');
-      this.api = new KubeApi(opts.kubeConfig, { logger: this.logger, counter: this.counter, ...opts.retry });
-    } else this.api = null;
+      // Started now so the first pod task rarely waits; local mode never loads the client.
+      void this.kubeApi().catch(() => undefined);
+    }
     this.cursors = opts.redis ? new RedisLogCursorStore(opts.redis, opts.redisPrefix ?? '') : undefined;
+  }
+
+  /**
+   * The Kubernetes API in cluster mode, after loading `@kubernetes/client-node` (once; the
+   * import takes seconds, so it happens only here and never in local mode).
+   */
+  kubeApi(): Promise<KubeApi> {
+    if (this.opts.mode !== 'cluster' || !this.opts.kubeConfig) return Promise.reject(new Error('pod operator is in local mode: there is no Kubernetes API'));
+    this.apiReady ??= loadKubeClient().then(
+      () => (this.api = new KubeApi(this.opts.kubeConfig!, { logger: this.logger, counter: this.counter, ...this.opts.retry })),
+      (e: unknown) => {
+        this.apiReady = null;
+        throw e;
+      },
+    );
+    return this.apiReady;
   }
 
   /** Stops the shared watches (pods are left as they are). */
@@ -114,9 +135,10 @@ export class PodOperator implements Operator {
 
   /** The shared watch of a namespace, started and synced. */
   async watcher(namespace: string): Promise<PodWatcher> {
+    const api = await this.kubeApi();
     let w = this.watchers.get(namespace);
     if (!w) {
-      w = new PodWatcher(this.api!, namespace, { logger: this.logger, reconnectDelayMs: this.opts.reconnectDelayMs, idleTimeoutMs: this.opts.watchIdleTimeoutMs });
+      w = new PodWatcher(api, namespace, { logger: this.logger, reconnectDelayMs: this.opts.reconnectDelayMs, idleTimeoutMs: this.opts.watchIdleTimeoutMs });
       this.watchers.set(namespace, w);
     }
     try {
@@ -147,6 +169,13 @@ export class PodOperator implements Operator {
       tryNumber: req.ti.try_number,
     };
     const lineage = this.lineageEnv(req);
+    const outcome = await this.run(req, args, id, lineage, where);
+    // Both modes: a result file's top-level `metrics` become the task's metrics.
+    if (outcome.state === 'success') await recordResultMetrics(outcome.return_value, req.context?.metric, req.log, where);
+    return outcome;
+  }
+
+  private async run(req: OperatorRunRequest, args: PodArgs, id: PodIdentity, lineage: Record<string, string>, where: string): Promise<TaskOutcome> {
     if (this.opts.mode === 'local') {
       const env = Object.fromEntries(podflowEnv(id, lineage).map((e) => [e.name, e.value!]));
       return runLocal({ args, podflowEnv: env, cwd: process.cwd(), log: req.log, signal: req.signal, logger: this.logger, where });
@@ -208,13 +237,13 @@ export class PodOperator implements Operator {
   }
 
   private async runPod(req: OperatorRunRequest, args: PodArgs, id: PodIdentity, lineage: Record<string, string>, where: string): Promise<TaskOutcome> {
-    const api = this.api!;
+    const api = await this.kubeApi();
     const namespace = args.namespace ?? this.opts.namespace ?? POD_ARG_DEFAULTS.namespace;
     const cleanup: Cleanup = args.cleanup ?? POD_ARG_DEFAULTS.cleanup;
     let template: V1Pod | null;
     let build: (attempt: number) => V1Pod;
     try {
-      template = resolvePodTemplate(args.pod_template as string | Record<string, unknown> | undefined, this.dagDir(req), where);
+      template = await resolvePodTemplate(args.pod_template as string | Record<string, unknown> | undefined, this.dagDir(req), where);
       build = (attempt) => buildPod({ args, identity: { ...id, attempt }, namespace, profiles: this.opts.profiles ?? null, template, lineageEnv: lineage });
       build(0);
     } catch (e) {

@@ -3,13 +3,15 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { loadYaml, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import { loadKubeClient } from './kube-client.ts';
 
 /**
  * Resolves `pod_template`: an object is used as-is; a string is a path, relative to the DAG
- * file's folder, to a JSON or YAML pod manifest. Throws with the path and the fix.
+ * file's folder, to a JSON or YAML pod manifest (parsed with the client's YAML loader, so it
+ * loads `@kubernetes/client-node`). Rejects with the path and the fix.
  */
-export function resolvePodTemplate(ref: string | Record<string, unknown> | undefined, dagDir: string, where: string): V1Pod | null {
+export async function resolvePodTemplate(ref: string | Record<string, unknown> | undefined, dagDir: string, where: string): Promise<V1Pod | null> {
   if (ref === undefined) return null;
   if (typeof ref !== 'string') return structuredClone(ref) as V1Pod;
   const path = isAbsolute(ref) ? ref : resolve(dagDir, ref);
@@ -19,6 +21,7 @@ export function resolvePodTemplate(ref: string | Record<string, unknown> | undef
   } catch (e) {
     throw new Error(`${where}: pod_template file ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give a path relative to the DAG file's folder`);
   }
+  const { loadYaml } = await loadKubeClient();
   let obj: unknown;
   try {
     obj = loadYaml(text); // YAML is a superset of JSON

@@ -7,10 +7,11 @@
  * misses a pod's final state. Subscribers register per pod name: a thousand running pods
  * cost one watch, not a thousand poll loops.
  */
-import { Watch, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeApi } from './kube-api.ts';
 import { errorStatus } from './kube-api.ts';
+import { kubeClient } from './kube-client.ts';
 import { LABELS, MANAGED_BY } from './pod-builder.ts';
 
 export type PodEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -209,7 +210,8 @@ export class PodWatcher {
     const openedAt = Date.now();
     this.lastActivity = openedAt;
     this.connecting = true;
-    const w = new Watch(this.api.kubeConfig);
+    // The KubeApi this watcher uses could only be built once the client was loaded.
+    const w = new (kubeClient().Watch)(this.api.kubeConfig);
     const controller = await w.watch(
       `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods`,
       {

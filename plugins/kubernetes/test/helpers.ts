@@ -39,6 +39,8 @@ export interface TestRequest {
   log: CollectingLogger;
   controller: AbortController;
   abort(reason: AbortReason): void;
+  /** What the operator recorded through `req.context.metric()`. */
+  metrics: Record<string, number>;
 }
 
 /** A minimal OperatorRunRequest for a pod task. */
@@ -129,6 +131,7 @@ export function podRequest(p: RequestParts): TestRequest {
   };
   const controller = new AbortController();
   const log = collectingLogger();
+  const metrics: Record<string, number> = {};
   const context = {
     dag_id: dagId,
     run_id: runId,
@@ -143,12 +146,14 @@ export function podRequest(p: RequestParts): TestRequest {
     map_value: undefined,
     log,
     signal: controller.signal,
+    metric: async (name: string, value: number) => void (metrics[name] = value),
   } as unknown as TaskContext;
   return {
     req: { dag, task, run, ti, context, signal: controller.signal, log },
     log,
     controller,
     abort: (reason) => controller.abort(reason),
+    metrics,
   };
 }
 

@@ -49,6 +49,26 @@ describe('local mode', () => {
     expect(await op.execute(t.req)).toMatchObject({ state: 'success', return_value: { loss: 0.25 } });
   });
 
+  it('result_file metrics: numbers under a top-level "metrics" object are recorded as task metrics; others are skipped with a warning', async () => {
+    const result = { accuracy: 0.97, metrics: { accuracy: 0.97, loss: 0.08, note: 'x' } };
+    const t = podRequest({
+      taskId: 'local_metrics',
+      args: { image: 'x', result_file: '/out/result.json', local_command: [node, '-e', `require("fs").writeFileSync(process.env.PODFLOW_RESULT_FILE, ${JSON.stringify(JSON.stringify(result))})`] },
+    });
+    expect(await op.execute(t.req)).toMatchObject({ state: 'success', return_value: result });
+    expect(t.metrics).toEqual({ accuracy: 0.97, loss: 0.08 });
+    expect(t.log.messages.filter((m) => m.level === 'warn' && m.msg.includes("metric 'note'"))).toHaveLength(1);
+  });
+
+  it('a failed step records no metrics from its result file', async () => {
+    const t = podRequest({
+      taskId: 'local_metrics_fail',
+      args: { image: 'x', result_file: '/out/result.json', local_command: [node, '-e', 'require("fs").writeFileSync(process.env.PODFLOW_RESULT_FILE, JSON.stringify({ metrics: { accuracy: 0.5 } })); process.exit(1)'] },
+    });
+    expect((await op.execute(t.req)).state).toBe('failed');
+    expect(t.metrics).toEqual({});
+  });
+
   it('warns once per process that the image is ignored', async () => {
     const warnings: string[] = [];
     const sink = new Writable({ write: (chunk, _e, cb) => (warnings.push(String(chunk)), cb()) });

@@ -32,26 +32,26 @@ function kubeconfigFile(server: string): string {
 }
 
 describe('plugin configuration', () => {
-  it('auto mode without any cluster configuration runs locally', () => {
-    expect(loadKubePluginConfig({ HOME: '/nonexistent' })).toMatchObject({ mode: 'local', namespace: 'default', profiles: null });
+  it('auto mode without any cluster configuration runs locally', async () => {
+    expect(await loadKubePluginConfig({ HOME: '/nonexistent' })).toMatchObject({ mode: 'local', namespace: 'default', profiles: null });
   });
 
-  it('auto mode with KUBECONFIG uses the cluster and the context namespace', () => {
-    const cfg = loadKubePluginConfig({ KUBECONFIG: kubeconfigFile('http://127.0.0.1:1'), HOME: '/nonexistent' });
+  it('auto mode with KUBECONFIG uses the cluster and the context namespace', async () => {
+    const cfg = await loadKubePluginConfig({ KUBECONFIG: kubeconfigFile('http://127.0.0.1:1'), HOME: '/nonexistent' });
     expect(cfg).toMatchObject({ mode: 'cluster', namespace: 'ml', modeReason: 'KUBECONFIG is set' });
     expect(cfg.kubeConfig!.getCurrentCluster()!.server).toBe('http://127.0.0.1:1');
   });
 
-  it('PODFLOW_KUBE_NAMESPACE and capacity profiles are read', () => {
-    const cfg = loadKubePluginConfig({ KUBECONFIG: kubeconfigFile('http://127.0.0.1:1'), PODFLOW_KUBE_NAMESPACE: 'train', PODFLOW_KUBE_CAPACITY_PROFILES: 'gke' });
+  it('PODFLOW_KUBE_NAMESPACE and capacity profiles are read', async () => {
+    const cfg = await loadKubePluginConfig({ KUBECONFIG: kubeconfigFile('http://127.0.0.1:1'), PODFLOW_KUBE_NAMESPACE: 'train', PODFLOW_KUBE_CAPACITY_PROFILES: 'gke' });
     expect(cfg.namespace).toBe('train');
     expect(cfg.profiles!.provider).toBe('gke');
   });
 
-  it('PODFLOW_KUBE_MODE=local wins over a kubeconfig; cluster mode without one says what to set', () => {
-    expect(loadKubePluginConfig({ KUBECONFIG: kubeconfigFile('http://127.0.0.1:1'), PODFLOW_KUBE_MODE: 'local' }).mode).toBe('local');
-    expect(() => loadKubePluginConfig({ PODFLOW_KUBE_MODE: 'cluster', HOME: '/nonexistent' })).toThrow(/set KUBECONFIG/);
-    expect(() => loadKubePluginConfig({ PODFLOW_KUBE_MODE: 'k8s' })).toThrow(/is not auto, cluster or local/);
+  it('PODFLOW_KUBE_MODE=local wins over a kubeconfig; cluster mode without one says what to set', async () => {
+    expect((await loadKubePluginConfig({ KUBECONFIG: kubeconfigFile('http://127.0.0.1:1'), PODFLOW_KUBE_MODE: 'local' })).mode).toBe('local');
+    await expect(loadKubePluginConfig({ PODFLOW_KUBE_MODE: 'cluster', HOME: '/nonexistent' })).rejects.toThrow(/set KUBECONFIG/);
+    await expect(loadKubePluginConfig({ PODFLOW_KUBE_MODE: 'k8s' })).rejects.toThrow(/is not auto, cluster or local/);
   });
 
   it('register adds the "pod" operator and a shutdown hook', async () => {
@@ -63,7 +63,7 @@ describe('plugin configuration', () => {
       logger: silent,
       onShutdown: (fn: () => unknown) => void hooks.push(fn),
     } as unknown as PluginContext;
-    register(ctx);
+    await register(ctx);
     expect(operators.types()).toEqual(['pod']);
     expect(operators.get('pod')).toBeInstanceOf(PodOperator);
     expect(hooks).toHaveLength(1);
@@ -93,7 +93,7 @@ describe('Kubernetes API retries', () => {
   }
 
   it('gives up after maxAttempts on a 5xx, counting every request, with the status in the error', async () => {
-    const api = new KubeApi(kc(url), { logger: silent, maxAttempts: 3, baseDelayMs: 5 });
+    const api = await KubeApi.create(kc(url), { logger: silent, maxAttempts: 3, baseDelayMs: 5 });
     hits = 0;
     const err = await api.readPod('ml', 'p').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeApiError);
@@ -104,15 +104,15 @@ describe('Kubernetes API retries', () => {
   });
 
   it('retries connection errors (nothing listening) and reports them without a status', async () => {
-    const api = new KubeApi(kc('http://127.0.0.1:1'), { logger: silent, maxAttempts: 2, baseDelayMs: 5 });
+    const api = await KubeApi.create(kc('http://127.0.0.1:1'), { logger: silent, maxAttempts: 2, baseDelayMs: 5 });
     const err = await api.createPod('ml', { metadata: { name: 'p' }, spec: { containers: [] } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeApiError);
     expect((err as KubeApiError).status).toBeNull();
     expect(api.counter.forPod('p')).toEqual({ create: 2 });
   });
 
-  it('honours Retry-After (seconds or HTTP date), capped by maxDelayMs', () => {
-    const api = new KubeApi(kc(url), { logger: silent, maxDelayMs: 5000 });
+  it('honours Retry-After (seconds or HTTP date), capped by maxDelayMs', async () => {
+    const api = await KubeApi.create(kc(url), { logger: silent, maxDelayMs: 5000 });
     expect(api.backoffMs(1, parseRetryAfter('2'))).toBe(2000);
     expect(api.backoffMs(1, parseRetryAfter('120'))).toBe(5000);
     expect(parseRetryAfter(new Date(Date.now() + 60_000).toUTCString())).toBeGreaterThan(50_000);
@@ -122,7 +122,7 @@ describe('Kubernetes API retries', () => {
   it('the request counter feeds the podflow_kube_api_requests_total metric', async () => {
     const registry = new Registry();
     const op = new PodOperator({ mode: 'cluster', kubeConfig: kc(url), logger: silent, metricsRegistry: registry, retry: { maxAttempts: 2, baseDelayMs: 5 } });
-    await op.api!.readPod('ml', 'x').catch(() => undefined);
+    await (await op.kubeApi()).readPod('ml', 'x').catch(() => undefined);
     const metric = await registry.getSingleMetric('podflow_kube_api_requests_total')!.get();
     expect(metric.values).toEqual([{ labels: { verb: 'read' }, value: 2 }]);
   });

@@ -245,12 +245,12 @@ describe('buildPod', () => {
     expect(pod.metadata!.labels!.from).toBe('template');
   });
 
-  it('reads a YAML pod template relative to the DAG file', () => {
+  it('reads a YAML pod template relative to the DAG file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pf-tpl-'));
     writeFileSync(join(dir, 'pod.yaml'), 'spec:\n  containers:\n    - name: base\n      image: x\n  priorityClassName: low\n');
-    const t = resolvePodTemplate('pod.yaml', dir, 'DAG d, task t');
+    const t = await resolvePodTemplate('pod.yaml', dir, 'DAG d, task t');
     expect(build({ image: 'i' }, null, t).spec!.priorityClassName).toBe('low');
-    expect(() => resolvePodTemplate('missing.yaml', dir, 'DAG d, task t')).toThrow(/DAG d, task t: pod_template file .*missing.yaml cannot be read \(ENOENT\)/);
+    await expect(resolvePodTemplate('missing.yaml', dir, 'DAG d, task t')).rejects.toThrow(/DAG d, task t: pod_template file .*missing.yaml cannot be read \(ENOENT\)/);
   });
 
   it('mergeAffinity requires both sets of node terms', () => {

@@ -55,6 +55,15 @@ afterAll(async () => {
 });
 
 describe('pod operator outcomes', () => {
+  it('a result file with a top-level "metrics" object records those metrics on the task', async () => {
+    kube.script(byTask('with_metrics'), { kind: 'succeed', logs: ['done'], resultFile: { accuracy: 0.96, metrics: { accuracy: 0.96, validation_accuracy: 0.95 } } });
+    const t = podRequest({ taskId: 'with_metrics', args: args({ result_file: '/tmp/result.json' }) });
+    const out = await op.execute(t.req);
+    expect(out.state).toBe('success');
+    expect(out.return_value).toEqual({ accuracy: 0.96, metrics: { accuracy: 0.96, validation_accuracy: 0.95 } });
+    expect(t.metrics).toEqual({ accuracy: 0.96, validation_accuracy: 0.95 });
+  });
+
   it('succeed: success with every log line once, the result file as return value, no pod left', async () => {
     kube.script(byTask('ok'), { kind: 'succeed', logs: lines(20), resultFile: { accuracy: 0.97 } });
     const t = podRequest({ taskId: 'ok', args: args({ result_file: '/tmp/result.json' }) });
