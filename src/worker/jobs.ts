@@ -25,6 +25,10 @@ export interface TaskJobData extends TaskInstanceKey {
  * free of ':' (which BullMQ ids must not contain).
  */
 export function taskJobId(d: TaskJobData): string {
+  if (d.kind === 'dag_callback') {
+    // One job per run end: a run cleared and ending again gets a new callback, a resend does not.
+    return ['dagcb', d.dag_id, d.dag_run_id, d.run_state, d.ended_at].map((p) => encodeURIComponent(String(p))).join('|');
+  }
   const base = [d.dag_id, d.dag_run_id, d.task_id, d.map_index, d.try_number].map((p) => encodeURIComponent(String(p))).join('|');
   if (d.kind === 'run') return base;
   return d.kind === 'retry' ? `${base}|retry` : `${base}|poke${d.poke ?? 0}`;

@@ -7,7 +7,7 @@ import type { OperatorRegistry } from '../executor/registry.ts';
 import { loadDagObject } from '../loader/dag-module.ts';
 import { retryDelayMs } from '../scheduler/retry-delay.ts';
 import type { StateStore } from '../state/store.ts';
-import { enqueueTask, TASK_QUEUE, type TaskJobData } from './jobs.ts';
+import { enqueueTask, TASK_QUEUE, taskJobId, type TaskJobData } from './jobs.ts';
 import { TaskLog } from './task-log.ts';
 import { pullXcom } from './xcom.ts';
 
@@ -319,6 +319,13 @@ export class TaskWorker {
     const dag = await this.o.store.getDagCached(d.dag_id);
     if (!dag) {
       log.warn(`DAG '${d.dag_id}' is no longer defined; its ${which} for run ${d.dag_run_id} is not run`);
+      return;
+    }
+    // Completed jobs are not kept, so the job id alone cannot stop a re-sent or re-delivered
+    // callback job: a claim per run end (kept a week) makes the callback run exactly once.
+    const claim = this.o.store.keys.lease(`dag_callback:${taskJobId(d)}`);
+    if ((await this.o.store.redis.set(claim, new Date().toISOString(), 'EX', 7 * 86_400, 'NX')) !== 'OK') {
+      log.info(`${which} of DAG '${d.dag_id}' already ran for this end of run ${d.dag_run_id}; not run again`);
       return;
     }
     try {

@@ -5,7 +5,7 @@
  */
 import type { Request } from 'express';
 import { z } from 'zod';
-import { BackfillError, backfillProgress, cancelBackfill, createBackfill, getBackfill, listBackfills } from '../../scheduler/backfill.ts';
+import { advanceBackfills, BackfillError, backfillProgress, cancelBackfill, createBackfill, getBackfill, listBackfills } from '../../scheduler/backfill.ts';
 import { badRequest, notFound } from '../problem.ts';
 import type { ApiDeps, ApiRoute } from '../server.ts';
 import { pagingQuery, parseBody, parseQuery } from '../validation.ts';
@@ -46,6 +46,8 @@ export function backfillRoutes({ store }: ApiDeps): ApiRoute[] {
         if (!dag) throw notFound(`DAG '${body.dag_id}' is not defined; see GET /api/v1/dags for the DAGs Podflow knows`);
         try {
           const b = await createBackfill(store, dag, { from: body.from_date, to: body.to_date, conf: (body.dag_run_conf ?? {}) as Record<string, never> });
+          // The first runs at once rather than at the next scheduler tick.
+          await advanceBackfills(store);
           return withProgress(b.id);
         } catch (e) {
           if (e instanceof BackfillError) throw badRequest(e.message);
