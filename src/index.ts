@@ -29,3 +29,6 @@ export type {
 export type { TaskContext, TaskLogger, ArtifactMeta, Operator, OperatorRunRequest } from './executor/operator.ts';
 export type { Json, TriggerRule, TaskState, DagRunState, DagSpec, TaskSpec, TaskOutcome } from './dag/types.ts';
 export type { Duration } from './util/duration.ts';
+export { SensorFailure } from './sensors/sensor.ts';
+export type { Sensor, PokeResult, PokeContext } from './sensors/sensor.ts';
+export type { PluginContext, PodflowPlugin } from './executor/plugin.ts';

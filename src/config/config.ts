@@ -59,6 +59,8 @@ export const ENV_VARS: EnvVarDoc[] = [
   { name: 'PODFLOW_DAG_IMPORT_TIMEOUT_MS', default: '30000', description: 'a DAG file that takes longer to import is an import error' },
   { name: 'PODFLOW_API_TOKENS', default: '(generated)', description: 'bearer tokens as role:token,… (roles viewer, operator, admin)' },
   { name: 'PODFLOW_WEBHOOK_SECRET', default: '(none)', description: 'global HMAC-SHA256 secret for POST /hooks/{dag_id}' },
+  { name: 'PODFLOW_WEBHOOK_MAX_BYTES', default: '1048576', description: 'largest webhook body accepted' },
+  { name: 'PODFLOW_WEBHOOK_REPLAY_WINDOW_SEC', default: '300', description: 'signed webhook timestamps older (or newer) than this are refused' },
   { name: 'PODFLOW_RETENTION_DAYS', default: '30', description: 'days finished runs, logs and XComs are kept' },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino log level (trace, debug, info, warn, error)' },
   { name: 'PODFLOW_WORKER_LOCK_MS', default: '30000', description: "a crashed worker's running tries are taken over after about this long" },

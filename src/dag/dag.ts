@@ -110,7 +110,15 @@ export interface DagOptions {
   owner?: string;
   on_success_callback?: (info: { dag_id: string; run_id: string; state: string }) => Promise<void> | void;
   on_failure_callback?: (info: { dag_id: string; run_id: string; state: string; reason?: string }) => Promise<void> | void;
-  /** JSON settings for features and plugins (e.g. trigger conditions). */
+  /**
+   * Start a run when a sensor's condition becomes true (checked by the scheduler every
+   * `interval`, default 60 s), once per distinct event, with the poke's payload as conf.
+   * @example trigger: { sensor: 'file', args: { path: '/data/in/*.csv' }, interval: '30s' }
+   */
+  trigger?: { sensor: string; args?: Record<string, Json>; interval?: Duration };
+  /** Name of the environment variable holding this DAG's webhook secret (default PODFLOW_WEBHOOK_SECRET). */
+  webhook_secret_env?: string;
+  /** JSON settings for features and plugins. */
   extra?: Record<string, Json>;
 }
 
@@ -376,6 +384,16 @@ export class Dag {
       tasks,
       extra: {
         ...(o.extra ?? {}),
+        ...(o.trigger
+          ? {
+              trigger: {
+                sensor: o.trigger.sensor,
+                args: o.trigger.args ?? {},
+                interval_seconds: this.duration(o.trigger.interval ?? 60, 'trigger.interval') / 1000,
+              },
+            }
+          : {}),
+        ...(o.webhook_secret_env ? { webhook_secret_env: o.webhook_secret_env } : {}),
         has_success_callback: Boolean(o.on_success_callback),
         has_failure_callback: Boolean(o.on_failure_callback),
       },

@@ -15,7 +15,7 @@ import { triggerDagRun } from './trigger.ts';
 export interface RunHooks {
   runStarted?(dag: DagSpec, run: DagRunRecord): void;
   runFinished?(dag: DagSpec, run: DagRunRecord): void;
-  /** Extra run creation (dataset and sensor triggers), called once per tick per DAG. */
+  /** Extra run creation (dataset and sensor triggers), called once per tick. */
   beforeTick?(scheduler: Scheduler, now: Date): Promise<void>;
 }
 
@@ -421,10 +421,10 @@ export class Scheduler {
     if (ti.state === 'queued' && ti.queued_when && t - Date.parse(ti.queued_when) > REQUEUE_AFTER_MS) {
       await enqueueTask(this.o.queue, { ...keyOf(ti), try_number: ti.try_number, kind: 'run' }, { priority: ti.priority_weight });
     } else if (ti.state === 'up_for_retry' && ti.next_attempt_at !== null && t - ti.next_attempt_at > REQUEUE_AFTER_MS) {
-      await enqueueTask(this.o.queue, { ...keyOf(ti), try_number: ti.try_number + 1, kind: 'retry' });
+      await enqueueTask(this.o.queue, { ...keyOf(ti), try_number: ti.try_number + 1, kind: 'retry' }, { priority: ti.priority_weight });
     } else if (ti.state === 'up_for_reschedule' && ti.next_attempt_at !== null && t - ti.next_attempt_at > REQUEUE_AFTER_MS) {
       const poke = Number((await this.o.store.redis.hget(this.o.store.keys.ti(ti), 'poke_count')) ?? 0);
-      await enqueueTask(this.o.queue, { ...keyOf(ti), try_number: ti.try_number, kind: 'reschedule', poke });
+      await enqueueTask(this.o.queue, { ...keyOf(ti), try_number: ti.try_number, kind: 'reschedule', poke }, { priority: ti.priority_weight });
     }
   }
 

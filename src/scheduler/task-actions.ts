@@ -1,6 +1,6 @@
 import type { DagRunState, DagSpec, TaskInstanceRecord, TaskState } from '../dag/types.ts';
 import { FINISHED_TASK_STATES } from '../dag/types.ts';
-import type { StateStore } from '../state/store.ts';
+import { DELETE, type StateStore } from '../state/store.ts';
 
 /**
  * Operator actions on task instances and runs, shared by the CLI and the API. A running try
@@ -73,6 +73,7 @@ export async function clearTasks(
       duration: null,
       next_attempt_at: null,
       sensor_started_at: null,
+      poke_count: DELETE,
       follow_task_ids: null,
       max_tries: ti.try_number + (task?.retries ?? 0) + 1,
       note: 'cleared',

@@ -2,7 +2,7 @@
  * The sensor plugin kind: a task that waits for a condition by "poking" it until it holds.
  * Built-in sensors (file, http, redis_key, external_task, time, metric_threshold) and
  * sensors from plugins share this one interface; the worker wraps a sensor into an
- * operator (`sensor:<type>`) and owns poke vs reschedule mode, timeout and soft_fail.
+ * operator (type `sensor`, with the sensor's type in operator_args.sensor) and owns poke vs reschedule mode, timeout and soft_fail.
  *
  * @example A user sensor in a plugin
  * ```ts
@@ -56,7 +56,7 @@ export interface PokeContext {
 }
 
 export interface Sensor<A> {
-  /** Sensor type; the task's operator is `sensor:<type>`. */
+  /** Sensor type, as written in `d.sensor(id, type, args)`; the task's operator is `sensor`. */
   type: string;
   /** Validates and defaults the task's `operator_args`. */
   argsSchema: ZodType<A>;

@@ -263,7 +263,7 @@ export class TaskWorker {
       const poke = Number((await store.redis.hincrby(store.keys.ti(ti), 'poke_count', 1)) ?? 1);
       const res = await store.transitionTi(ti, ['running'], 'up_for_reschedule', { next_attempt_at: at, note: outcome.error ?? null }, cas);
       if (!res.ok) return this.lost(taskLog, res);
-      await enqueueTask(queue, { ...keyOf(ti), try_number: ti.try_number, kind: 'reschedule', poke }, { delayMs: at - Date.now() });
+      await enqueueTask(queue, { ...keyOf(ti), try_number: ti.try_number, kind: 'reschedule', poke }, { delayMs: at - Date.now(), priority: ti.priority_weight });
       taskLog.info(`condition not met; next poke at ${new Date(at).toISOString()} (worker slot released)`);
       return 'up_for_reschedule';
     }
@@ -278,7 +278,7 @@ export class TaskWorker {
       const at = now.getTime() + delay;
       const res = await store.transitionTi(ti, ['running'], 'up_for_retry', { ...base, next_attempt_at: at, max_tries: maxTries, note: error }, cas);
       if (!res.ok) return this.lost(taskLog, res);
-      await enqueueTask(queue, { ...keyOf(ti), try_number: ti.try_number + 1, kind: 'retry' }, { delayMs: delay });
+      await enqueueTask(queue, { ...keyOf(ti), try_number: ti.try_number + 1, kind: 'retry' }, { delayMs: delay, priority: ti.priority_weight });
       taskLog.warn(
         `${outcome.free_retry ? 'retrying without spending a try' : `try ${ti.try_number} of ${maxTries} failed`}; try ${ti.try_number + 1} in ${Math.round(delay / 100) / 10}s`,
       );

@@ -107,3 +107,13 @@ describe('schedule validation at load time', () => {
     ]);
   });
 });
+
+describe('typed trigger and webhook options', () => {
+  it('serialize into the DAG spec the scheduler and API read', () => {
+    const spec = dag({ dag_id: 'trig', trigger: { sensor: 'file', args: { path: '/in/*.csv' }, interval: '30s' }, webhook_secret_env: 'TRIG_SECRET' }, (d) => {
+      d.task('a', async () => 1);
+    }).toSpec();
+    expect(spec.extra.trigger).toEqual({ sensor: 'file', args: { path: '/in/*.csv' }, interval_seconds: 30 });
+    expect(spec.extra.webhook_secret_env).toBe('TRIG_SECRET');
+  });
+});
