@@ -159,12 +159,21 @@ class Walker {
     return p;
   }
 
-  /** The producer of the version of `uri` that `consumer` read: same hash, else the newest that ended before it started. */
-  async producerFor(uri: string, sha: string | null, before: number): Promise<TryRecord | undefined> {
+  /**
+   * The producer of the version of `uri` that `consumer` read: the one with the same hash when
+   * hashes are known; else one from the consumer's own run; else the newest that ended before
+   * the consumer started. Within a run, clocks of different workers and the moment a worker
+   * stamps a try's end make "ended before" unreliable, so the run decides there.
+   */
+  async producerFor(uri: string, sha: string | null, consumer: TryRecord): Promise<TryRecord | undefined> {
     const producers = await this.store.producersOf(uri, SCAN_LIMIT);
+    const start = ms(consumer.start);
     const byHash = sha ? producers.filter((p) => outputRecord(p, uri)?.sha256 === sha) : [];
-    if (byHash.length) return byHash.find((p) => ms(p.end) <= before) ?? byHash[byHash.length - 1];
-    return producers.find((p) => ms(p.end) <= before);
+    if (byHash.length) return byHash.find((p) => ms(p.end) <= start) ?? byHash.find((p) => ms(p.start) <= start) ?? byHash[byHash.length - 1];
+    return (
+      producers.find((p) => p.dag_id === consumer.dag_id && p.run_id === consumer.run_id && ms(p.start) <= start) ??
+      producers.find((p) => ms(p.end) <= start)
+    );
   }
 
   /** Upstream from `t`: what it read, the tries it followed, and (as leaves) what else it wrote besides `from`. */
@@ -177,7 +186,7 @@ class Walker {
     for (const uri of t.inlets) {
       const read = inputRecord(t, uri);
       const ds = datasetFrom(uri, read);
-      const producer = await this.producerFor(uri, read?.sha256 ?? null, ms(t.start));
+      const producer = await this.producerFor(uri, read?.sha256 ?? null, t);
       if (producer) {
         if (!read) Object.assign(ds, datasetFrom(uri, outputRecord(producer, uri)), { produced_by: [] });
         viaInputs.add(producer.id);
@@ -205,13 +214,20 @@ class Walker {
     return out;
   }
 
-  /** Tries that read the version `sha` of `uri` produced at `after` (epoch ms). */
-  async consumersFor(uri: string, sha: string | null, after: number): Promise<TryRecord[]> {
+  /**
+   * Tries that read the version `sha` of `uri` that `producer` wrote (any version without a
+   * producer): same hash when both are known; else tries of the producer's run that started
+   * after it started, and tries of other runs that started after it ended.
+   */
+  async consumersFor(uri: string, sha: string | null, producer: TryRecord | undefined): Promise<TryRecord[]> {
     const consumers = await this.store.consumersOf(uri, SCAN_LIMIT);
     return consumers
       .filter((c) => {
         const read = inputRecord(c, uri);
-        return read?.sha256 && sha ? read.sha256 === sha : ms(c.start) >= after;
+        if (read?.sha256 && sha) return read.sha256 === sha;
+        if (!producer) return true;
+        if (c.dag_id === producer.dag_id && c.run_id === producer.run_id) return ms(c.start) >= ms(producer.start) && c.id !== producer.id;
+        return ms(c.start) >= ms(producer.end);
       })
       .slice(0, this.maxFanout)
       .reverse();
@@ -225,7 +241,7 @@ class Walker {
     for (const uri of producedUris(t)) {
       const rec = outputRecord(t, uri);
       const ds = datasetFrom(uri, rec);
-      for (const c of await this.consumersFor(uri, rec?.sha256 ?? null, ms(t.end))) ds.consumed_by.push(await this.down(c, level + 1));
+      for (const c of await this.consumersFor(uri, rec?.sha256 ?? null, t)) ds.consumed_by.push(await this.down(c, level + 1));
       node.outputs.push(ds);
     }
     node.downstream = await this.dependents(t, level);
@@ -279,8 +295,7 @@ export async function lineageGraph(store: LineageStore, uri: string, opts: Linea
     node.produced_by.push(pn);
   }
   if (direction !== 'upstream') {
-    const after = chosen[0] ? ms(chosen[0].end) : 0;
-    for (const c of await walker.consumersFor(root, node.sha256, after)) node.consumed_by.push(await walker.down(c, 0));
+    for (const c of await walker.consumersFor(root, node.sha256, chosen[0])) node.consumed_by.push(await walker.down(c, 0));
   }
   return node;
 }

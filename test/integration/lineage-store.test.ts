@@ -496,6 +496,30 @@ describe('versions, failures and retries', () => {
     ]);
   });
 
+  it("links a dataset to its producer in the same run even when the producer's end is stamped after the consumer's start", async () => {
+    const l = lineage();
+    const ingest = taskSpec('ingest', { outlets: ['dataset://podflow/iris/raw'] });
+    const split = taskSpec('split', { upstream_task_ids: ['ingest'], inlets: ['dataset://podflow/iris/raw'], outlets: ['dataset://podflow/iris/split'] });
+    const dag = dagSpec(join(dir, 'skew.ts'), sha('skew'), [ingest, split]);
+    const run = runRecord('run_skew');
+    // an older run's ingest really did end before this split started: it must not be picked
+    await runTask(l, dag, runRecord('run_old'), ingest, ['2026-11-30T00:00:00.000Z', '2026-11-30T00:00:01.000Z']);
+    await runTask(l, dag, run, ingest, ['2026-12-01T00:00:00.000Z', '2026-12-01T00:00:02.500Z']);
+    await runTask(l, dag, run, split, ['2026-12-01T00:00:02.400Z', '2026-12-01T00:00:03.000Z']);
+    const g = await lineageGraph(l.store, 'dataset://podflow/iris/raw', { direction: 'downstream' });
+    expect(g.consumed_by.map((c) => c.id)).toEqual(['iris_training/run_skew/split/-1/1']);
+    const up = await lineageGraph(l.store, 'dataset://podflow/iris/raw');
+    expect(up.produced_by[0].downstream.map((d) => d.task_id)).toEqual(['split']);
+    const fromSplit = await lineageGraph(l.store, 'dataset://podflow/iris/split');
+    expect(fromSplit.produced_by[0].inputs.map((i) => [i.uri, i.produced_by.map((p) => p.id)])).toEqual([
+      ['dataset://podflow/iris/raw', ['iris_training/run_skew/ingest/-1/1']],
+    ]);
+    const prov = await runProvenance(l.store, 'iris_training', 'run_skew');
+    expect(prov?.inputs).toEqual([]);
+    const splitUp = (await lineageGraph(l.store, 'dataset://podflow/iris/raw', { allProducers: true })).produced_by.map((p) => p.run_id);
+    expect(splitUp).toEqual(['run_skew', 'run_old']);
+  });
+
   it('records a missing declared artifact with its error instead of failing', async () => {
     const l = lineage();
     const t = taskSpec('train', { artifacts: ['nowhere/model.pt'] });
