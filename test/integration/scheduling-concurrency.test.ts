@@ -19,6 +19,10 @@ export const mar = dag({ dag_id: 'mar', schedule: null, max_active_runs: 1 }, (d
 export const prio = dag({ dag_id: 'prio', schedule: null, default_args: { pool: 'single', weight_rule: 'absolute' } }, (d) => {
   for (const [id, w] of [['p1', 3], ['p2', 10], ['p3', 1], ['p4', 7], ['p5', 5]]) d.task(id, nap(50), { priority_weight: w });
 });
+export const wide = dag({ dag_id: 'wide', schedule: null }, (d) => {
+  // 2 slots each in a pool of 3: only one at a time.
+  for (let i = 0; i < 4; i++) d.task('w' + i, nap(150), { pool: 'big', pool_slots: 2 });
+});
 export const prioDown = dag({ dag_id: 'prio_down', schedule: null }, (d) => {
   // weight_rule downstream (default): a = 1 + 3 downstream tasks = 4, beats b = 2.
   const a = d.task('a', nap(50), { pool: 'single' });
@@ -75,6 +79,13 @@ describe('pools, concurrency limits and priority weights end to end', () => {
     expect(listed).toMatch(/^gpu\s+3\s+0\s+two GPUs$/m);
   });
 
+  it('pool_slots: tasks taking 2 slots of a 3-slot pool run one at a time', async () => {
+    expect(await cli('pools', 'set', 'big', '3')).toEqual(['pool big: 3 slots']);
+    const tis = await runTis('wide');
+    expect(tis.map((t) => [t.state, t.pool_slots])).toEqual(Array(4).fill(['success', 2]));
+    expect(maxOverlap(tis)).toBe(1);
+  });
+
   it('max_active_tasks 2 runs at most 2 of the DAG\'s 6 tasks at once', async () => {
     const tis = await runTis('mat');
     expect(tis.map((t) => t.state)).toEqual(Array(6).fill('success'));
@@ -104,5 +115,32 @@ describe('pools, concurrency limits and priority weights end to end', () => {
     expect(byStart(await runTis('prio'))).toEqual(['p2:10', 'p4:7', 'p5:5', 'p1:3', 'p3:1']);
     const down = (await runTis('prio_down')).filter((t) => t.pool === 'single');
     expect(byStart(down)).toEqual(['a:4', 'b:2']);
+  });
+});
+
+const SPREAD = `
+import { dag } from 'podflow';
+const nap = (ms) => () => new Promise((r) => setTimeout(() => r(ms), ms));
+export const one = dag({ dag_id: 'one', schedule: null }, (d) => { for (let i = 0; i < 4; i++) d.task('t' + i, nap(200)); });
+export const two = dag({ dag_id: 'two', schedule: null }, (d) => { for (let i = 0; i < 4; i++) d.task('t' + i, nap(200)); });
+`;
+
+describe('global parallelism end to end', () => {
+  let pf: TestPodflow;
+  beforeAll(async () => {
+    pf = await startTestPodflow({ files: { 'spread.ts': SPREAD }, env: { PODFLOW_WORKER_CONCURRENCY: '8', PODFLOW_PARALLELISM: '2' } });
+  });
+  afterAll(async () => pf?.close());
+
+  it('PODFLOW_PARALLELISM 2 runs at most 2 task instances at once across all DAGs', async () => {
+    const runs = [];
+    for (const id of ['one', 'two']) runs.push(await triggerDagRun(pf.store, (await pf.store.getDag(id))!));
+    const tis: TaskInstanceRecord[] = [];
+    for (const r of runs) {
+      expect((await pf.waitForRun(r.dag_id, r.dag_run_id)).state).toBe('success');
+      tis.push(...(await pf.store.listTis(r.dag_id, r.dag_run_id)));
+    }
+    expect(tis.length).toBe(8);
+    expect(maxOverlap(tis)).toBe(2);
   });
 });
