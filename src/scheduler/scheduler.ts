@@ -313,7 +313,7 @@ export class Scheduler {
         await set('upstream_failed', 'an upstream task failed');
         continue;
       }
-      if (task.depends_on_past && !(await this.pastAllows(dag, run, ti))) continue;
+      if ((task.depends_on_past || task.wait_for_downstream) && !(await this.pastAllows(dag, run, ti, task))) continue;
       if (task.expand && ti.map_index === -1) {
         expanded = (await this.expand(dag, run, task, ti, now)) || expanded;
         continue;
@@ -323,13 +323,21 @@ export class Scheduler {
     return expanded ? 'expanded' : changed ? 'states' : 'none';
   }
 
-  /** depends_on_past: the same task in the previous run (by logical date) must have succeeded or been skipped. */
-  private async pastAllows(dag: DagSpec, run: DagRunRecord, ti: TaskInstanceRecord): Promise<boolean> {
+  /**
+   * depends_on_past: the same task in the previous run (by logical date) must have succeeded or
+   * been skipped. wait_for_downstream (which implies it, as in Airflow): so must that task's
+   * direct downstream instances in the previous run.
+   */
+  private async pastAllows(dag: DagSpec, run: DagRunRecord, ti: TaskInstanceRecord, task: TaskSpec): Promise<boolean> {
     const { store } = this.o;
     const ids = await store.redis.zrevrangebyscore(store.keys.runs(dag.dag_id), `(${Date.parse(run.logical_date)}`, '-inf', 'LIMIT', 0, 1);
     if (ids.length === 0) return true;
+    const done = (t: TaskInstanceRecord | null) => !t || t.state === 'success' || t.state === 'skipped';
     const prev = await store.getTi({ dag_id: dag.dag_id, dag_run_id: ids[0], task_id: ti.task_id, map_index: ti.map_index });
-    return !prev || prev.state === 'success' || prev.state === 'skipped';
+    if (!done(prev)) return false;
+    if (!task.wait_for_downstream || task.downstream_task_ids.length === 0) return true;
+    const below = new Set(task.downstream_task_ids);
+    return (await store.listTis(dag.dag_id, ids[0])).filter((t) => below.has(t.task_id)).every(done);
   }
 
   private async expand(dag: DagSpec, run: DagRunRecord, task: TaskSpec, ti: TaskInstanceRecord, now: Date): Promise<boolean> {

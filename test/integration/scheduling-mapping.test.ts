@@ -39,10 +39,19 @@ export default dag({ dag_id: 'past', schedule: null, max_active_runs: 2 }, (d) =
 });
 `;
 
+const WAIT_DOWN = `
+import { dag } from 'podflow';
+export default dag({ dag_id: 'wait_down', schedule: null, max_active_runs: 2 }, (d) => {
+  const a = d.task('a', () => 'a', { wait_for_downstream: true });
+  const b = d.task('b', async (ctx) => { if (ctx.conf.slow) await new Promise((r) => setTimeout(r, 800)); return 'b'; });
+  a.then(b);
+});
+`;
+
 describe('dynamic task mapping and depends_on_past end to end', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'mapping.ts': MAPPING, 'past.ts': PAST } });
+    pf = await startTestPodflow({ files: { 'mapping.ts': MAPPING, 'past.ts': PAST, 'wait-down.ts': WAIT_DOWN } });
   });
   afterAll(async () => pf?.close());
 
@@ -133,5 +142,16 @@ describe('dynamic task mapping and depends_on_past end to end', () => {
     const [ta, tb] = [await get(a.dag_run_id, 't'), await get(b.dag_run_id, 't')];
     expect([ta!.state, ta!.try_number, tb!.state, tb!.try_number]).toEqual(['success', 2, 'success', 1]);
     expect(Date.parse(tb!.start_date!)).toBeGreaterThanOrEqual(Date.parse(ta!.end_date!));
+  });
+
+  it("wait_for_downstream: a task also waits for its previous instance's direct downstream tasks", async () => {
+    const dag = (await pf.store.getDag('wait_down'))!;
+    const r1 = await triggerDagRun(pf.store, dag, { logical_date: '2026-03-01T00:00:00Z', conf: { slow: true } });
+    const r2 = await triggerDagRun(pf.store, dag, { logical_date: '2026-03-02T00:00:00Z' });
+    expect((await pf.waitForRun('wait_down', r1.dag_run_id)).state).toBe('success');
+    expect((await pf.waitForRun('wait_down', r2.dag_run_id)).state).toBe('success');
+    const get = (runId: string, task: string) => pf.store.getTi({ dag_id: 'wait_down', dag_run_id: runId, task_id: task, map_index: -1 });
+    const [b1, a2] = [await get(r1.dag_run_id, 'b'), await get(r2.dag_run_id, 'a')];
+    expect(Date.parse(a2!.start_date!)).toBeGreaterThanOrEqual(Date.parse(b1!.end_date!));
   });
 });
