@@ -10,9 +10,11 @@ import { resolveRedisUrl } from './instance.ts';
 import { serve } from './serve.ts';
 import { table } from './table.ts';
 import { extraCommands } from './extra-commands.ts';
+import { CliError } from './errors.ts';
+import { LineageStore } from '../lineage/store.ts';
+import { renderProvenance, runProvenance } from '../lineage/query.ts';
 
-/** A CLI failure the user can act on: printed without a stack, exit code 1. */
-export class CliError extends Error {}
+export { CliError };
 
 export interface CliContext {
   config: PodflowConfig;
@@ -201,9 +203,16 @@ export function buildProgram(ctx: CliContext): Command {
     .command('show <dag_id> <run_id>')
     .description('a run with each task instance: state, tries, XComs and metrics')
     .option('--json', 'print JSON')
-    .action(async (dagId: string, runId: string, o: { json?: boolean }) => {
+    .option('--lineage', "the run's whole provenance: code and data hashes, images, inputs, outputs, artifacts, cost")
+    .action(async (dagId: string, runId: string, o: { json?: boolean; lineage?: boolean }) => {
       const store = await ctx.store();
-      const detail = await runDetail(store, await requireRun(store, dagId, runId));
+      const run = await requireRun(store, dagId, runId);
+      if (o.lineage) {
+        const p = await runProvenance(new LineageStore(store.redis, ctx.config.prefix, { retentionDays: ctx.config.retentionDays }), dagId, runId);
+        if (!p) throw new CliError(`no lineage is recorded for run '${runId}' of DAG '${dagId}' yet (records are written as tries finish)`);
+        return ctx.out(o.json ? JSON.stringify(p, null, 2) : renderProvenance(p));
+      }
+      const detail = await runDetail(store, run);
       if (o.json) return ctx.out(JSON.stringify(detail, null, 2));
       ctx.out(`${detail.dag_id} ${detail.dag_run_id}: ${detail.state} (${detail.run_type}, logical date ${detail.logical_date})`);
       ctx.out(

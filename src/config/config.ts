@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
+import { OPENLINEAGE_ENV_VARS } from '../lineage/emitter.ts';
 
 /**
  * Podflow's configuration, read from the environment. Every variable is listed in
@@ -65,6 +66,7 @@ export const ENV_VARS: EnvVarDoc[] = [
   { name: 'LOG_LEVEL', default: 'info', description: 'pino log level (trace, debug, info, warn, error)' },
   { name: 'PODFLOW_WORKER_LOCK_MS', default: '30000', description: "a crashed worker's running tries are taken over after about this long" },
   { name: 'PODFLOW_WORKER_NAME', default: '<hostname>:<pid>', description: 'name this worker reports on task instances' },
+  ...OPENLINEAGE_ENV_VARS,
 ];
 
 function int(env: Record<string, string | undefined>, name: string, dflt: number, min = 0): number {

@@ -33,6 +33,19 @@ export class PodflowMetrics {
     if (seconds !== null) this.durations.observe({ dag_id: dagId, operator }, seconds);
   }
 
+  /** OpenLineage emission counters of this process (emitted, delivered, dropped, failed, queued). */
+  watchLineage(stats: () => Record<string, number>): void {
+    new Gauge({
+      name: 'podflow_openlineage_events',
+      help: 'OpenLineage events of this process by outcome (emitted, delivered, dropped, failed, queued)',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        for (const [outcome, n] of Object.entries(stats())) if (typeof n === 'number') this.set({ outcome }, n);
+      },
+    });
+  }
+
   /** Gauges read from Redis on every scrape. Call once per process that serves /metrics. */
   watchState(store: StateStore, queue: Queue<TaskJobData>): void {
     const registers = [this.registry];

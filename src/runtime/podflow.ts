@@ -91,6 +91,7 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   const lineage = createLineage({ redis, prefix: config.prefix, env: config.env, logger, retentionDays: config.retentionDays, cwd: config.artifactsFolder });
 
   const metrics = new PodflowMetrics();
+  metrics.watchLineage(() => ({ ...lineage.stats() }));
   const handle: PodflowHandle = {
     config,
     metrics,

@@ -14,7 +14,16 @@ import { pullXcom } from './xcom.ts';
 /** Hooks the lineage recorder (and tests) attach to every try. Never allowed to fail a task. */
 export interface TryHooks {
   tryStarted?(info: TryInfo): void;
-  tryFinished?(info: TryInfo & { outcome: TaskOutcome; final_state: string; artifacts_registered: { uri: string; meta?: ArtifactMeta }[]; metrics: Record<string, number> }): Promise<void> | void;
+  tryFinished?(
+    info: TryInfo & {
+      outcome: TaskOutcome;
+      final_state: string;
+      artifacts_registered: { uri: string; meta?: ArtifactMeta }[];
+      metrics: Record<string, number>;
+      /** Why the try was stopped, when it was (timeout, killed). */
+      abort_reason?: AbortReason;
+    },
+  ): Promise<void> | void;
 }
 
 export interface TryInfo {
@@ -224,7 +233,7 @@ export class TaskWorker {
     await taskLog.flush();
     const metrics = await store.getMetrics(ti).catch(() => ({}));
     try {
-      await hooks?.tryFinished?.({ ...info, ended_at: new Date(), outcome, final_state: final, artifacts_registered: registered, metrics });
+      await hooks?.tryFinished?.({ ...info, ended_at: new Date(), outcome, final_state: final, artifacts_registered: registered, metrics, abort_reason: ctl.signal.aborted ? reason : undefined });
     } catch (e) {
       log.error({ err: e }, 'recording lineage for the try failed (the task outcome stands)');
     }
