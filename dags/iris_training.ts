@@ -8,10 +8,22 @@
  *
  * Trigger by hand: `npx podflow dags trigger iris_training --wait`
  * or with settings: `--conf '{"seed": 7, "min_accuracy": 0.85}'`.
+ *
+ * Executor switch, read when the file is parsed (the DAG's shape depends on it):
+ * - `IRIS_EXECUTOR=inline` (default): every step is an inline function (the search in a
+ *   process of its own per setting).
+ * - `IRIS_EXECUTOR=pod`: every step is a pod task running `dags/lib/iris-steps.ts <step>` in
+ *   `IRIS_IMAGE` (default ghcr.io/podflow/podflow:0.1.0, built from docker/Dockerfile, repo at
+ *   /app). Steps hand data over through files in the run's folder under the artifacts folder:
+ *   on a cluster the PVC `IRIS_ARTIFACTS_CLAIM` (default podflow-artifacts) mounted at
+ *   /data/artifacts (the image's PODFLOW_ARTIFACTS) in every pod. Without a cluster the pod
+ *   operator runs the same program locally (`local_command`), in the worker's artifacts folder.
+ *   Each step's result JSON is its XCom; its `metrics` become the task's metrics.
  */
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { dag, type Json, type TaskContext } from 'podflow';
+import { podTask, type PodTaskArgs } from '../plugins/kubernetes/authoring.ts';
 import {
   evaluateModel,
   evaluateSetting,
@@ -43,6 +55,35 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+const EXECUTOR = process.env.IRIS_EXECUTOR?.trim() || 'inline';
+if (EXECUTOR !== 'inline' && EXECUTOR !== 'pod') {
+  throw new Error(`dags/iris_training.ts: IRIS_EXECUTOR=${JSON.stringify(process.env.IRIS_EXECUTOR)} is neither 'inline' nor 'pod'; unset it to run the steps inline, or set IRIS_EXECUTOR=pod`);
+}
+const IMAGE = process.env.IRIS_IMAGE?.trim() || 'ghcr.io/podflow/podflow:0.1.0';
+const ARTIFACTS_CLAIM = process.env.IRIS_ARTIFACTS_CLAIM?.trim() || 'podflow-artifacts';
+/** Where the pods mount the artifacts volume: the image's PODFLOW_ARTIFACTS, as on the workers. */
+const POD_ARTIFACTS = '/data/artifacts';
+
+/**
+ * One step as a pod task: the step program of dags/lib/iris-steps.ts, in the image (repo at
+ * /app) on a cluster, or from this DAG folder as a local process without one.
+ */
+function stepTask(step: string, args: string[]): ReturnType<typeof podTask> {
+  const common = ['--run-id', '{{ run_id }}'];
+  const spec: PodTaskArgs = {
+    image: IMAGE,
+    command: ['node', '--import', 'tsx', '/app/dags/lib/iris-steps.ts', step, ...common, '--artifacts', POD_ARTIFACTS, ...args],
+    // Locally the artifacts folder is the worker's (PODFLOW_ARTIFACTS); tsx resolves from the worker's folder (the repo).
+    local_command: ['node', '--import', 'tsx', '{{ dag_dir }}/lib/iris-steps.ts', step, ...common, ...args],
+    resources: { cpu: 1, memory: '1Gi' },
+    volumes: [{ name: 'artifacts', pvc: { claim_name: ARTIFACTS_CLAIM }, mount_path: POD_ARTIFACTS }],
+    // The image's user `node` is uid 1000: numeric, so runAsNonRoot can be verified; fsGroup makes the volume writable.
+    pod_security_context: { runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
+    result_file: '/tmp/result.json',
+  };
+  return podTask(spec);
+}
+
 const num = (v: Json | undefined, name: string): number => {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`param '${name}' must be a number, got ${JSON.stringify(v)}`);
   return v;
@@ -62,6 +103,24 @@ export default dag(
     default_args: { retries: 1, retry_delay: '5s', execution_timeout: '10m', owner: 'ml-platform' },
   },
   (d) => {
+    if (EXECUTOR === 'pod') {
+      const ingestPod = d.operator('ingest', stepTask('ingest', []), { outlets: ['dataset://podflow/iris/raw'], doc: 'Write the Iris data set as CSV and hash it' });
+      const splitPod = d.operator('split', stepTask('split', ['--seed', '{{ params.seed }}', '--test-fraction', '{{ params.test_fraction }}']), {
+        inlets: ['dataset://podflow/iris/raw'],
+      });
+      const searchPod = d.operator('search', stepTask('search', ['--setting', '{{ map_value }}', '--seed', '{{ params.seed }}', '--folds', '{{ params.folds }}']), {
+        expand: searchSpace() as unknown as Json[],
+        group: 'tuning',
+        doc: 'Score one hyper-parameter setting by stratified k-fold CV',
+      });
+      const selectPod = d.operator('select_best', stepTask('select_best', []), { group: 'tuning' });
+      const trainPod = d.operator('train', stepTask('train', ['--seed', '{{ params.seed }}']));
+      const evaluatePod = d.operator('evaluate', stepTask('evaluate', ['--min-accuracy', '{{ params.min_accuracy }}']));
+      const publishPod = d.operator('publish', stepTask('publish', ['--dag-id', '{{ dag_id }}']), { outlets: ['dataset://podflow/iris/model'] });
+      ingestPod.then(splitPod).then(searchPod).then(selectPod).then(trainPod).then(evaluatePod).then(publishPod);
+      return;
+    }
+
     const ingest = d.task(
       'ingest',
       async (ctx) => {
