@@ -47,7 +47,9 @@ describe('pod tasks through the scheduler and worker', () => {
     kube.script({ labels: { 'podflow.io/dag-id': 'k8s_ok' } }, { kind: 'succeed', logs: ['epoch 1 loss 0.3'], resultFile: { loss: 0.3 } });
     kube.script({ labels: { 'podflow.io/dag-id': 'k8s_failing' } }, { kind: 'fail', exitCode: 2, logs: ['boom'] });
     kube.script({ labels: { 'podflow.io/dag-id': 'k8s_bad_image' } }, { kind: 'image_pull_error' });
-    kube.script({ labels: { 'podflow.io/dag-id': 'k8s_long' } }, { kind: 'succeed', logs: Array.from({ length: 60 }, (_, i) => `step ${i + 1}`), lineIntervalMs: 40 });
+    // 12 s of logging: the restart in the re-attach test must happen while the pod still runs,
+    // and a fresh Podflow (DAG parse in a child process) takes seconds on a loaded machine.
+    kube.script({ labels: { 'podflow.io/dag-id': 'k8s_long' } }, { kind: 'succeed', logs: Array.from({ length: 60 }, (_, i) => `step ${i + 1}`), lineIntervalMs: 200 });
     env = {
       KUBECONFIG: kubeconfig,
       PODFLOW_KUBE_MODE: 'cluster',
