@@ -165,16 +165,31 @@ async function saveState(store: StateStore, b: BackfillRecord, state: BackfillSt
   await store.redis.multi().set(k.record(b.id), JSON.stringify(b)).srem(k.active, String(b.id)).del(k.pending(b.id)).exec();
 }
 
-/** Stop creating runs for a backfill; runs it already created carry on. */
-export async function cancelBackfill(store: StateStore, id: number): Promise<BackfillRecord> {
-  const b = await getBackfill(store, id);
-  if (!b) throw new BackfillError(`there is no backfill ${id}; list backfills with \`podflow dags backfills <dag_id>\``);
-  if (b.state === 'running') await saveState(store, b, 'cancelled');
-  return b;
-}
+const LEASE_MS = 10_000;
 
 /** Release a lease only if it is still ours. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Stop creating runs for a backfill; runs it already created carry on. Takes the backfill's
+ * lease, so a scheduler creating its runs at this moment finishes first and none follows.
+ */
+export async function cancelBackfill(store: StateStore, id: number): Promise<BackfillRecord> {
+  const k = keys(store);
+  const token = randomUUID();
+  for (let i = 0; (await store.redis.set(k.lease(id), token, 'PX', LEASE_MS, 'NX')) !== 'OK'; i++) {
+    if (i * 50 > LEASE_MS) break; // the holder died; its lease has expired by now
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    const b = await getBackfill(store, id);
+    if (!b) throw new BackfillError(`there is no backfill ${id}; list backfills with \`podflow dags backfills <dag_id>\``);
+    if (b.state === 'running') await saveState(store, b, 'cancelled');
+    return b;
+  } finally {
+    await store.redis.eval(RELEASE, 1, k.lease(id), token);
+  }
+}
 
 /**
  * Create the next runs of every active backfill, as many as each DAG's `max_active_runs`
@@ -190,7 +205,7 @@ export async function advanceBackfills(store: StateStore, opts: { onError?: (e: 
   const created: DagRunRecord[] = [];
   for (const id of ids) {
     const token = randomUUID();
-    if ((await store.redis.set(k.lease(id), token, 'PX', 10_000, 'NX')) !== 'OK') continue;
+    if ((await store.redis.set(k.lease(id), token, 'PX', LEASE_MS, 'NX')) !== 'OK') continue;
     try {
       const b = await getBackfill(store, id);
       if (!b || b.state !== 'running') {

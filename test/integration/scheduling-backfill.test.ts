@@ -161,6 +161,27 @@ describe('backfill', () => {
     expect(missing.status).toBe(404);
   });
 
+  it('a cancelled backfill creates no more runs; the runs it created finish', async () => {
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(`${pf.api!.url}${path}`, { ...init, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' } });
+    const res = await api('/api/v1/backfills', { method: 'POST', body: JSON.stringify({ dag_id: 'daily_bf', from_date: '2026-02-01', to_date: '2026-02-06' }) });
+    const b = (await res.json()) as { id: number };
+    const progress = async () => (await (await api(`/api/v1/backfills/${b.id}`)).json()) as { state: string; progress: { created: number; success: number; done: boolean } };
+    // max_active_runs 2: the first runs are created at once; cancel before all six exist.
+    for (let i = 0; i < 100 && (await progress()).progress.created === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await cli('dags', 'backfill-cancel', String(b.id))).out).toEqual([`backfill ${b.id} of daily_bf: cancelled`]);
+    const atCancel = (await progress()).progress.created;
+    expect(atCancel).toBeGreaterThanOrEqual(1);
+    expect(atCancel).toBeLessThanOrEqual(2);
+    for (let i = 0; i < 200 && !(await progress()).progress.done; i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 400)); // a few scheduler ticks with free slots
+    const feb = (await runsOf('daily_bf')).filter((r) => r.logical_date.startsWith('2026-02'));
+    expect(feb.map((r) => [r.run_type, r.state])).toEqual(Array(atCancel).fill(['backfill', 'success']));
+    expect(feb[0].dag_run_id).toBe('backfill__2026-02-01T00:00:00.000Z');
+    const p = await progress();
+    expect([p.state, p.progress.created, p.progress.success, p.progress.done]).toEqual(['cancelled', atCancel, atCancel, true]);
+  });
+
   it('refuses a backfill of a DAG without schedule, and a reversed range, with what to do', async () => {
     await expect(cli('dags', 'backfill', 'manual_only', '--from', '2026-01-01', '--to', '2026-01-02')).rejects.toThrow(
       /backfill needs a schedule, but this DAG has none \(schedule: null\); trigger runs manually instead/,
