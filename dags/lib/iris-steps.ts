@@ -20,9 +20,11 @@
  * ./artifacts; on a cluster every step's pod mounts the same volume there.
  *
  * Each step prints progress to stdout (the task log) and writes a small JSON summary to
- * $PODFLOW_RESULT_FILE when set (the task's return value). A summary's `metrics` object of
- * numbers is recorded by the pod operator as the task's metrics. Exit codes: 0 done, 1 the
- * step failed (e.g. accuracy below the bar), 2 bad arguments or missing inputs.
+ * $PODFLOW_RESULT_FILE when set (the task's return value). The pod operator records a
+ * summary's `metrics` object of numbers as the task's metrics and its `artifacts` list
+ * (`{ uri, media_type, ... }`) as the try's outputs, as the inline steps' ctx.metric() and
+ * ctx.artifact() do. Exit codes: 0 done, 1 the step failed (e.g. accuracy below the bar),
+ * 2 bad arguments or missing inputs.
  *
  * Files in dags/lib must never contain the orchestrator's package name (see iris.ts).
  */
@@ -50,8 +52,13 @@ import {
 export const IRIS_STEPS = ['ingest', 'split', 'search', 'select_best', 'train', 'evaluate', 'publish'] as const;
 export type IrisStep = (typeof IRIS_STEPS)[number];
 
-/** A step's summary: the task's return value; `metrics` become task metrics. */
-export type StepResult = Record<string, unknown> & { metrics?: Record<string, number> };
+/** An output file for lineage: `uri` plus metadata (media_type, size, sha256). */
+export type StepArtifact = { uri: string; media_type?: string; size?: number; sha256?: string };
+
+/** A step's summary: the task's return value; `metrics` become task metrics, `artifacts` the try's registered outputs. */
+export type StepResult = Record<string, unknown> & { metrics?: Record<string, number>; artifacts?: StepArtifact[] };
+
+const JSON_MEDIA = 'application/json';
 
 /** Wrong arguments or missing inputs (exit code 2). */
 export class StepUsageError extends Error {}
@@ -140,13 +147,18 @@ export async function runStep(o: StepOptions, log: (line: string) => void = cons
       const file = join(dir, 'iris.csv');
       const written = await writeIrisCsv(file);
       log(`wrote ${written.bytes} bytes of Iris data to ${file} (sha256 ${written.sha256})`);
-      return { path: file, sha256: written.sha256, rows: loadIris().labels.length };
+      return {
+        path: file,
+        sha256: written.sha256,
+        rows: loadIris().labels.length,
+        artifacts: [{ uri: file, media_type: 'text/csv', sha256: written.sha256, size: written.bytes }],
+      };
     }
     case 'split': {
       const s = stratifiedSplit(loadIris(), { test_fraction: num(o, 'test-fraction'), seed: num(o, 'seed') });
       await writeJson(splitFile, s);
       log(`stratified split: ${s.train_idx.length} train, ${s.test_idx.length} test rows`);
-      return { path: splitFile, n_train: s.train_idx.length, n_test: s.test_idx.length };
+      return { path: splitFile, n_train: s.train_idx.length, n_test: s.test_idx.length, artifacts: [{ uri: splitFile, media_type: JSON_MEDIA }] };
     }
     case 'search': {
       const params = settingOf(o);
@@ -174,7 +186,7 @@ export async function runStep(o: StepOptions, log: (line: string) => void = cons
       const { model_json } = trainForest(pick(ds.features, s.train_idx), pick(ds.labels, s.train_idx), best.params, num(o, 'seed'));
       await writeJson(modelFile, model_json);
       log(`trained ${best.params.id} on ${s.train_idx.length} rows`);
-      return { model_path: modelFile, params: best.params };
+      return { model_path: modelFile, params: best.params, artifacts: [{ uri: modelFile, media_type: JSON_MEDIA }] };
     }
     case 'evaluate': {
       const model = await readJson<ForestModel>(modelFile, 'train');
@@ -206,7 +218,16 @@ export async function runStep(o: StepOptions, log: (line: string) => void = cons
       });
       log(`published ${model} and ${metricsFile}`);
       // `metrics` is the operator's metrics object, so the file's path goes under another name.
-      return { model, metrics_file: metricsFile, accuracy: ev.accuracy, metrics: { accuracy: ev.accuracy } };
+      return {
+        model,
+        metrics_file: metricsFile,
+        accuracy: ev.accuracy,
+        metrics: { accuracy: ev.accuracy },
+        artifacts: [
+          { uri: model, media_type: JSON_MEDIA },
+          { uri: metricsFile, media_type: JSON_MEDIA },
+        ],
+      };
     }
   }
 }

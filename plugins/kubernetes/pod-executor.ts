@@ -24,7 +24,7 @@ import { buildPod, LABELS, podflowEnv, TRY_ANNOTATION, tryAnnotation, tryLabels 
 import { podName, type PodIdentity } from './pod-names.ts';
 import { dagDirOf, resolvePodTemplate } from './pod-template.ts';
 import { PodWatcher } from './pod-watcher.ts';
-import { recordResultMetrics } from './result-metrics.ts';
+import { recordResultArtifacts, recordResultMetrics } from './result-file.ts';
 import { renderArgv, renderString, type TemplateScope } from './templating.ts';
 
 export interface PodOperatorOptions {
@@ -170,8 +170,11 @@ export class PodOperator implements Operator {
     };
     const lineage = this.lineageEnv(req);
     const outcome = await this.run(req, args, id, lineage, where);
-    // Both modes: a result file's top-level `metrics` become the task's metrics.
-    if (outcome.state === 'success') await recordResultMetrics(outcome.return_value, req.context?.metric, req.log, where);
+    // Both modes: a result file's top-level `metrics` and `artifacts` are the task's own (result-file.ts).
+    if (outcome.state === 'success') {
+      await recordResultMetrics(outcome.return_value, req.context?.metric, req.log, where);
+      await recordResultArtifacts(outcome.return_value, req.context?.artifact, req.log, where);
+    }
     return outcome;
   }
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { Watch, type V1Pod } from '@kubernetes/client-node';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
@@ -16,7 +17,8 @@ import { Keys } from '../../src/state/keys.ts';
 import { startTestPodflow, type TestPodflow } from '../support/podflow.ts';
 import { redisUrl, uniquePrefix } from '../support/redis.ts';
 import { startFakeKube, type FakeKube } from '../support/fake-kube/server.ts';
-import { validatePodSchema } from '../../plugins/kubernetes/test/helpers.ts';
+import { until, validatePodSchema } from '../../plugins/kubernetes/test/helpers.ts';
+import { runProvenance } from '../../src/lineage/query.ts';
 import { evaluateModel, evaluateSetting, loadIris, pick, searchSpace, selectBest, stratifiedSplit, trainForest } from '../../dags/lib/iris.ts';
 
 const repoDags = new URL('../../dags/', import.meta.url).pathname;
@@ -105,6 +107,17 @@ describe('iris_training with IRIS_EXECUTOR=pod, local mode (no cluster)', () => 
     for (const f of ['iris.csv', 'split.json', 'best.json', 'model.json', 'evaluation.json', ...searchSpace().map((p) => `search/${p.id}.json`)]) {
       expect(existsSync(join(runDir, f)), f).toBe(true);
     }
+
+    // The result files' `artifacts` reach lineage as the tries' outputs, hashed like inline ones.
+    const prov = await until(async () => {
+      const p = await runProvenance(pf.lineage.store, 'iris_training', run.dag_run_id);
+      return p && p.tries.some((t) => t.task_id === 'publish') ? p : null;
+    }, 'lineage of the publish try', 30_000);
+    const outputs = (task: string) => prov.tries.find((t) => t.task_id === task)!.outputs.map((o) => o.uri).sort();
+    expect(outputs('ingest')).toEqual(['dataset://podflow/iris/raw', pathToFileURL(join(runDir, 'iris.csv')).href]);
+    expect(outputs('publish')).toEqual(['dataset://podflow/iris/model', pathToFileURL(join(out, 'metrics.json')).href, pathToFileURL(join(out, 'model.json')).href]);
+    const publishedModel = prov.tries.find((t) => t.task_id === 'publish')!.outputs.find((o) => o.uri.endsWith('/model.json'))!;
+    expect(publishedModel.sha256).toMatch(/^[0-9a-f]{64}$/);
   }, 300_000);
 });
 

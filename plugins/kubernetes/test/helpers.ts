@@ -41,6 +41,8 @@ export interface TestRequest {
   abort(reason: AbortReason): void;
   /** What the operator recorded through `req.context.metric()`. */
   metrics: Record<string, number>;
+  /** What the operator registered through `req.context.artifact()`. */
+  artifacts: { uri: string; meta?: Record<string, Json | undefined> }[];
 }
 
 /** A minimal OperatorRunRequest for a pod task. */
@@ -132,6 +134,7 @@ export function podRequest(p: RequestParts): TestRequest {
   const controller = new AbortController();
   const log = collectingLogger();
   const metrics: Record<string, number> = {};
+  const artifacts: TestRequest['artifacts'] = [];
   const context = {
     dag_id: dagId,
     run_id: runId,
@@ -147,6 +150,7 @@ export function podRequest(p: RequestParts): TestRequest {
     log,
     signal: controller.signal,
     metric: async (name: string, value: number) => void (metrics[name] = value),
+    artifact: async (uri: string, meta?: Record<string, Json | undefined>) => void artifacts.push(meta ? { uri, meta } : { uri }),
   } as unknown as TaskContext;
   return {
     req: { dag, task, run, ti, context, signal: controller.signal, log },
@@ -154,6 +158,7 @@ export function podRequest(p: RequestParts): TestRequest {
     controller,
     abort: (reason) => controller.abort(reason),
     metrics,
+    artifacts,
   };
 }
 

@@ -60,6 +60,17 @@ describe('local mode', () => {
     expect(t.log.messages.filter((m) => m.level === 'warn' && m.msg.includes("metric 'note'"))).toHaveLength(1);
   });
 
+  it('result_file artifacts: each entry with a uri is registered for lineage with the rest as its metadata', async () => {
+    const result = { artifacts: [{ uri: '/data/model.json', media_type: 'application/json', size: 12 }, { uri: 's3://b/k' }, { path: 'no-uri' }] };
+    const t = podRequest({
+      taskId: 'local_artifacts',
+      args: { image: 'x', result_file: '/out/result.json', local_command: [node, '-e', `require("fs").writeFileSync(process.env.PODFLOW_RESULT_FILE, ${JSON.stringify(JSON.stringify(result))})`] },
+    });
+    expect((await op.execute(t.req)).state).toBe('success');
+    expect(t.artifacts).toEqual([{ uri: '/data/model.json', meta: { media_type: 'application/json', size: 12 } }, { uri: 's3://b/k' }]);
+    expect(t.log.messages.filter((m) => m.level === 'warn' && m.msg.includes('has no "uri"'))).toHaveLength(1);
+  });
+
   it('a failed step records no metrics from its result file', async () => {
     const t = podRequest({
       taskId: 'local_metrics_fail',
