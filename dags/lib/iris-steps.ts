@@ -100,7 +100,7 @@ function num(o: StepOptions, name: string): number {
   const raw = o.opts[name];
   const n = raw === undefined ? Number.NaN : Number(raw);
   if (raw === undefined || raw.trim() === '' || !Number.isFinite(n)) {
-    throw new StepUsageError(`${o.step}: --${name} must be a number, got ${JSON.stringify(raw)}`);
+    throw new StepUsageError(`--${name} must be a number, got ${JSON.stringify(raw)}`);
   }
   return n;
 }
@@ -122,17 +122,17 @@ async function writeJson(path: string, value: unknown): Promise<void> {
 /** The hyper-parameter setting of `--setting`: the setting as JSON (the mapped value) or its id. */
 function settingOf(o: StepOptions): HyperParams {
   const raw = o.opts.setting;
-  if (!raw) throw new StepUsageError('search: --setting is required (a setting as JSON, or its id)');
+  if (!raw) throw new StepUsageError('--setting is required (a setting as JSON, or its id)');
   const space = searchSpace();
   if (raw.trim().startsWith('{')) {
     const p = JSON.parse(raw) as HyperParams;
     if (typeof p.id !== 'string' || ![p.nEstimators, p.maxFeatures, p.maxDepth, p.minNumSamples].every((v) => Number.isInteger(v))) {
-      throw new StepUsageError(`search: --setting ${raw} is not a setting {id, nEstimators, maxFeatures, maxDepth, minNumSamples}`);
+      throw new StepUsageError(`--setting ${raw} is not a setting {id, nEstimators, maxFeatures, maxDepth, minNumSamples}`);
     }
     return p;
   }
   const p = space.find((s) => s.id === raw);
-  if (!p) throw new StepUsageError(`search: no setting with id ${JSON.stringify(raw)}; ids: ${space.map((s) => s.id).join(', ')}`);
+  if (!p) throw new StepUsageError(`--setting: no setting with id ${JSON.stringify(raw)}; ids: ${space.map((s) => s.id).join(', ')}`);
   return p;
 }
 
@@ -172,7 +172,7 @@ export async function runStep(o: StepOptions, log: (line: string) => void = cons
     case 'select_best': {
       const files = new Set(await readdir(join(dir, 'search')).catch(() => [] as string[]));
       const missing = searchSpace().filter((p) => !files.has(`${p.id}.json`)).map((p) => p.id);
-      if (missing.length) throw new StepUsageError(`select_best: no search result for ${missing.join(', ')} in ${join(dir, 'search')}; run the search step for every setting first`);
+      if (missing.length) throw new StepUsageError(`no search result for ${missing.join(', ')} in ${join(dir, 'search')}; run the search step for every setting first`);
       const results = await Promise.all(searchSpace().map((p) => readJson<SettingResult>(join(dir, 'search', `${p.id}.json`), 'search')));
       const best = selectBest(results);
       await writeJson(join(dir, 'best.json'), best);

@@ -5,7 +5,7 @@
  * operator creates is schema-valid and carries the image, the step's argv and the PVC.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,6 +20,7 @@ import { startFakeKube, type FakeKube } from '../support/fake-kube/server.ts';
 import { until, validatePodSchema } from '../../plugins/kubernetes/test/helpers.ts';
 import { runProvenance } from '../../src/lineage/query.ts';
 import { evaluateModel, evaluateSetting, loadIris, pick, searchSpace, selectBest, stratifiedSplit, trainForest } from '../../dags/lib/iris.ts';
+import { main as irisStep } from '../../dags/lib/iris-steps.ts';
 
 const repoDags = new URL('../../dags/', import.meta.url).pathname;
 const IMAGE = 'registry.example.com/ml/podflow:iris-test';
@@ -59,6 +60,38 @@ afterAll(() => {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
+});
+
+describe('dags/lib/iris-steps.ts, the step program', () => {
+  it('exits 2 naming the missing input, and 1 when evaluate is below min_accuracy, writing no result file', async () => {
+    const artifacts = mkdtempSync(join(tmpdir(), 'iris-steps-'));
+    const resultFile = join(artifacts, 'result.json');
+    const env = { PODFLOW_RESULT_FILE: resultFile };
+    const errors: string[] = [];
+    const origError = console.error;
+    const origLog = console.log;
+    console.error = (m: string) => void errors.push(m);
+    console.log = () => undefined;
+    try {
+      const common = ['--run-id', 'r/1', '--artifacts', artifacts];
+      expect(await irisStep(['train', ...common, '--seed', '42'], env)).toBe(2);
+      expect(errors.pop()).toBe(`iris-steps train: ${join(artifacts, 'iris_training', 'runs', 'r_1', 'best.json')} cannot be read (ENOENT); it is written by the 'select_best' step of the same run: run that first, with the same --run-id and --artifacts`);
+      expect(await irisStep(['split', ...common, '--seed', '42', '--test-fraction', '0.2'], env)).toBe(0);
+      expect(JSON.parse(readFileSync(resultFile, 'utf8'))).toMatchObject({ n_train: 120, n_test: 30 });
+      for (const p of searchSpace()) expect(await irisStep(['search', ...common, '--setting', p.id, '--seed', '42', '--folds', '5'], env)).toBe(0);
+      expect(await irisStep(['select_best', ...common], env)).toBe(0);
+      expect(await irisStep(['train', ...common, '--seed', '42'], env)).toBe(0);
+      rmSync(resultFile);
+      expect(await irisStep(['evaluate', ...common, '--min-accuracy', '1.01'], env)).toBe(1);
+      expect(errors.pop()).toMatch(/^iris-steps evaluate: test accuracy 0\.\d{4} is below min_accuracy 1\.01: the model is not published$/);
+      expect(existsSync(resultFile)).toBe(false);
+      expect(await irisStep(['evaluate', ...common, '--min-accuracy', 'high'], env)).toBe(2);
+      expect(errors.pop()).toBe('iris-steps evaluate: --min-accuracy must be a number, got "high"');
+    } finally {
+      console.error = origError;
+      console.log = origLog;
+    }
+  }, 120_000);
 });
 
 describe('iris_training with IRIS_EXECUTOR=pod, local mode (no cluster)', () => {
