@@ -19,7 +19,7 @@ describe('iris_training, the example pipeline, end to end', () => {
     expect(await pf.store.dagIds()).toContain('iris_training');
   });
 
-  it('trains, evaluates above 0.9 and publishes the model and metrics', async () => {
+  it('trains, evaluates above 0.9 and publishes the model and metrics', { timeout: 150_000 }, async () => {
     const dag = (await pf.store.getDag('iris_training'))!;
     const run = await triggerDagRun(pf.store, dag, { conf: { seed: 42 } });
     const done = await pf.waitForRun('iris_training', run.dag_run_id, 120_000);

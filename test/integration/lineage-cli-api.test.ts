@@ -90,6 +90,6 @@ describe('lineage from the CLI and the API', () => {
     expect(prov).toContain(runId);
     const res = await fetch(`${pf.api!.url}/api/v1/dags/tiny_model/dagRuns/${runId}/lineage`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });
     expect(res.status).toBe(200);
-    expect((await res.json()).dag_id).toBe('tiny_model');
+    expect(((await res.json()) as { dag_id: string }).dag_id).toBe('tiny_model');
   });
 });
