@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import type { Json } from '../dag/types.ts';
 import {
   advanceBackfills,
   BackfillError,
@@ -11,20 +10,10 @@ import {
 } from '../scheduler/backfill.ts';
 import { CliError, type CliContext } from './main.ts';
 import { table } from './table.ts';
+import { parseConf } from './conf-arg.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function parseConf(text: string | undefined): Record<string, Json> {
-  if (text === undefined) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new CliError(`--conf is not valid JSON (${(e as Error).message}); write it like --conf '{"lr": 0.1}'`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CliError(`--conf must be a JSON object such as '{"lr": 0.1}'`);
-  return v as Record<string, Json>;
-}
 
 /**
  * `podflow dags backfill <dag_id> --from <date> --to <date> [--wait]`, `podflow dags backfills

@@ -1,7 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { Redis } from 'ioredis';
 import { ENV_VARS, loadConfig, type PodflowConfig } from '../config/config.ts';
-import type { Json } from '../dag/types.ts';
 import { dagRunToApi, dagToApi, runDetail } from '../api/serializers.ts';
 import { DagRunExistsError, StateStore } from '../state/store.ts';
 import { triggerDagRun, TriggerError } from '../scheduler/trigger.ts';
@@ -11,6 +10,7 @@ import { serve } from './serve.ts';
 import { table } from './table.ts';
 import { extraCommands } from './extra-commands.ts';
 import { CliError } from './errors.ts';
+import { parseConf } from './conf-arg.ts';
 import { LineageStore } from '../lineage/store.ts';
 import { renderProvenance, runProvenance } from '../lineage/query.ts';
 
@@ -50,17 +50,6 @@ function context(): CliContext & { close(): void } {
   };
 }
 
-function parseConf(text: string | undefined): Record<string, Json> {
-  if (text === undefined) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new CliError(`--conf is not valid JSON (${(e as Error).message}); write it like --conf '{"lr": 0.1}'`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CliError(`--conf must be a JSON object such as '{"lr": 0.1}'`);
-  return v as Record<string, Json>;
-}
 
 async function requireDag(store: StateStore, dagId: string) {
   const dag = await store.getDag(dagId);
