@@ -137,11 +137,6 @@ function inputRecord(t: TryRecord, uri: string): ArtifactRecord | undefined {
   return t.inputs?.find((a) => a.uri === uri && !a.error);
 }
 
-/** Same content when both hashes are known; unknown hashes do not rule a match out. */
-function sameVersion(a: string | null | undefined, b: string | null | undefined): boolean {
-  return !a || !b || a === b;
-}
-
 class Walker {
   private readonly seenUp = new Set<string>();
   private readonly seenDown = new Set<string>();

@@ -30,7 +30,6 @@ function flags(values: readonly (number | string)[], size: number, map: (v: numb
 class PlainMatcher implements WallMatcher {
   readonly #minutes: number[];
   readonly #hours: number[];
-  readonly #isMinute: boolean[];
   readonly #isHour: boolean[];
   readonly #isDom: boolean[];
   readonly #isMonth: boolean[];
@@ -44,7 +43,6 @@ class PlainMatcher implements WallMatcher {
     this.#expression = expression;
     this.#minutes = [...(f.minute.values as number[])].sort((a, b) => a - b);
     this.#hours = [...(f.hour.values as number[])].sort((a, b) => a - b);
-    this.#isMinute = flags(f.minute.values, 60);
     this.#isHour = flags(f.hour.values, 24);
     this.#isDom = flags(f.dayOfMonth.values, 32);
     this.#isMonth = flags(f.month.values, 13);

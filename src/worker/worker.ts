@@ -65,7 +65,6 @@ const HEARTBEAT_MS = 5000;
 export class TaskWorker {
   private bull: BullWorker<TaskJobData> | undefined;
   private readonly running = new Map<string, AbortController>();
-  private closing = false;
 
   constructor(private readonly o: WorkerOptions) {}
 
@@ -94,7 +93,6 @@ export class TaskWorker {
 
   /** Graceful stop: running tries are interrupted and handed back to the queue for another worker. */
   async close(): Promise<void> {
-    this.closing = true;
     for (const ctl of this.running.values()) {
       ctl.abort({ kind: 'shutdown', message: 'the worker is shutting down' } satisfies AbortReason);
     }
