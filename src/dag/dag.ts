@@ -40,10 +40,12 @@ export interface TaskDefaults {
   wait_for_downstream?: boolean;
   owner?: string;
   /**
-   * Where an inline function runs: "inline" (default) in the worker process, fastest; or
-   * "process", a child process of its own, so CPU-bound tasks run in parallel, a crash cannot
-   * take the worker down and execution_timeout really stops the function (as Airflow's
-   * LocalExecutor does).
+   * Where an inline function runs. "process" (default): in a child process of the worker's
+   * pool, so CPU-bound tasks run in parallel, a crash or an endless loop cannot freeze the
+   * worker (or `podflow up`'s API and scheduler), and execution_timeout really stops the
+   * function (as Airflow's LocalExecutor does). "inline": in the worker's own event loop,
+   * fastest for tiny async tasks, but a CPU-bound function blocks everything in the process
+   * and can only be asked to stop through ctx.signal.
    */
   isolation?: 'inline' | 'process';
   on_success_callback?: TaskCallback;
@@ -341,7 +343,7 @@ export class Dag {
       tasks.push({
         task_id: d.task_id,
         operator: d.operator,
-        operator_args: d.operator === 'python' ? { ...d.operator_args, isolation: t.isolation ?? 'inline' } : d.operator_args,
+        operator_args: d.operator === 'python' ? { ...d.operator_args, isolation: t.isolation ?? 'process' } : d.operator_args,
         upstream_task_ids: [...d.upstream].sort(),
         downstream_task_ids: (downstream.get(d.task_id) ?? []).sort(),
         trigger_rule,
