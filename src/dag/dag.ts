@@ -12,7 +12,7 @@ import type {
 import { TRIGGER_RULES } from './types.ts';
 import type { TaskContext } from '../executor/operator.ts';
 import { parseDuration, type Duration } from '../util/duration.ts';
-import { validateDagSpec } from './validate.ts';
+import { closest, validateDagSpec } from './validate.ts';
 
 /** An inline task body. Its JSON return value becomes the `return_value` XCom. */
 export type TaskFunction = (ctx: TaskContext) => Promise<Json | void> | Json | void;
@@ -53,6 +53,39 @@ export interface TaskDefaults {
   on_retry_callback?: TaskCallback;
 }
 
+/**
+ * Lists every key of `T`, checked both ways by the compiler: a listed key that `T` lacks is a
+ * type error (the `keyof T` bound), and so is a key of `T` left out (the `missing` branch).
+ * The key lists below therefore cannot drift from the interfaces they describe.
+ */
+function allKeys<T>() {
+  return <const K extends readonly (keyof T)[]>(
+    keys: K & ([Exclude<keyof T, K[number]>] extends [never] ? unknown : { missing: Exclude<keyof T, K[number]> }),
+  ): K => keys;
+}
+
+/** Every key of TaskDefaults, i.e. what `default_args` accepts. */
+export const TASK_DEFAULT_KEYS = allKeys<TaskDefaults>()([
+  'retries',
+  'retry_delay',
+  'retry_exponential_backoff',
+  'max_retry_delay',
+  'execution_timeout',
+  'trigger_rule',
+  'pool',
+  'pool_slots',
+  'priority_weight',
+  'weight_rule',
+  'queue',
+  'depends_on_past',
+  'wait_for_downstream',
+  'owner',
+  'isolation',
+  'on_success_callback',
+  'on_failure_callback',
+  'on_retry_callback',
+]);
+
 export interface TaskOptions extends TaskDefaults {
   /** Display group ("search" shows the task under a "search" group); no effect on scheduling. */
   group?: string;
@@ -67,10 +100,25 @@ export interface TaskOptions extends TaskDefaults {
   doc?: string;
 }
 
+/** Every key of TaskOptions (d.task, d.branch, d.operator). */
+export const TASK_OPTION_KEYS = allKeys<TaskOptions>()([
+  ...TASK_DEFAULT_KEYS,
+  'group',
+  'inlets',
+  'outlets',
+  'artifacts',
+  'expand',
+  'max_map_length',
+  'doc',
+]);
+
 export interface CommandOptions extends TaskOptions {
   env?: Record<string, string>;
   cwd?: string;
 }
+
+/** Every key of CommandOptions (d.command). */
+export const COMMAND_OPTION_KEYS = allKeys<CommandOptions>()([...TASK_OPTION_KEYS, 'env', 'cwd']);
 
 export interface SensorOptions extends TaskOptions {
   /** "poke" keeps a worker slot between pokes; "reschedule" frees it (default "poke"). */
@@ -82,6 +130,17 @@ export interface SensorOptions extends TaskOptions {
   exponential_backoff?: boolean;
   max_wait?: Duration;
 }
+
+/** Every key of SensorOptions (d.sensor). */
+export const SENSOR_OPTION_KEYS = allKeys<SensorOptions>()([
+  ...TASK_OPTION_KEYS,
+  'mode',
+  'poke_interval',
+  'timeout',
+  'soft_fail',
+  'exponential_backoff',
+  'max_wait',
+]);
 
 export type ScheduleInput =
   | string
@@ -122,6 +181,47 @@ export interface DagOptions {
   webhook_secret_env?: string;
   /** JSON settings for features and plugins. */
   extra?: Record<string, Json>;
+}
+
+/** Every key of DagOptions. */
+export const DAG_OPTION_KEYS = allKeys<DagOptions>()([
+  'dag_id',
+  'description',
+  'schedule',
+  'timezone',
+  'start_date',
+  'end_date',
+  'catchup',
+  'default_args',
+  'tags',
+  'params',
+  'max_active_runs',
+  'max_active_tasks',
+  'dagrun_timeout',
+  'owner',
+  'on_success_callback',
+  'on_failure_callback',
+  'trigger',
+  'webhook_secret_env',
+  'extra',
+]);
+
+/**
+ * One problem per key of `given` that is not in `known` (a misspelt option would otherwise be
+ * ignored silently: `execution_timout: '5m'` would mean no timeout at all).
+ */
+function unknownKeyProblems(prefix: string, given: readonly string[], known: readonly string[]): string[] {
+  return given
+    .filter((key) => !known.includes(key))
+    .map((key) => {
+      const hint = closest(key, [...known]);
+      return `${prefix} '${key}' ${hint ? `(did you mean '${hint}'?)` : `(known options: ${known.join(', ')})`}`;
+    });
+}
+
+/** The own keys of an options argument; none when a JavaScript DAG file passed something else. */
+function keysOf(given: unknown): string[] {
+  return given !== null && typeof given === 'object' ? Object.keys(given) : [];
 }
 
 /** An operator task as built by an operator's authoring helper (e.g. `podTask({...})`). */
@@ -178,6 +278,9 @@ interface TaskDraft {
   operator: string;
   operator_args: Record<string, Json>;
   options: TaskOptions;
+  /** The keys the author passed (before command/sensor keys were split off) and the keys that method accepts. */
+  given_keys: string[];
+  known_keys: readonly string[];
   upstream: Set<string>;
 }
 
@@ -207,13 +310,13 @@ export class Dag {
   /** An inline async function run in the worker process. */
   task(task_id: string, fn: TaskFunction, options: TaskOptions = {}): TaskRef {
     this.callables.set(task_id, fn);
-    return this.add(task_id, 'python', {}, options);
+    return this.add(task_id, 'python', {}, options, options, TASK_OPTION_KEYS);
   }
 
   /** A branch: `fn` returns the id(s) of the direct downstream task(s) to follow. */
   branch(task_id: string, fn: BranchFunction, options: TaskOptions = {}): TaskRef {
     this.callables.set(task_id, fn);
-    return this.add(task_id, 'python', { branch: true }, options);
+    return this.add(task_id, 'python', { branch: true }, options, options, TASK_OPTION_KEYS);
   }
 
   /** A child process: argv is passed as is, never through a shell; a non-zero exit fails the try. */
@@ -222,7 +325,7 @@ export class Dag {
     if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string')) {
       this.problems.push(`task '${task_id}': command needs a non-empty array of strings, e.g. ['python', 'train.py']`);
     }
-    return this.add(task_id, 'command', { argv, env: env ?? {}, cwd: cwd ?? null }, rest);
+    return this.add(task_id, 'command', { argv, env: env ?? {}, cwd: cwd ?? null }, rest, options, COMMAND_OPTION_KEYS);
   }
 
   /** A sensor of a registered type ("file", "http", "redis_key", "external_task", "time", "metric_threshold", …). */
@@ -244,12 +347,14 @@ export class Dag {
         max_wait_ms: ms(max_wait, 'max_wait', null),
       },
       rest,
+      options,
+      SENSOR_OPTION_KEYS,
     );
   }
 
   /** A task of any registered operator type, e.g. `d.operator('train', podTask({ image, command }))`. */
   operator(task_id: string, spec: OperatorTask, options: TaskOptions = {}): TaskRef {
-    return this.add(task_id, spec.operator, spec.operator_args, options);
+    return this.add(task_id, spec.operator, spec.operator_args, options, options, TASK_OPTION_KEYS);
   }
 
   /** Look up a task by id (for wiring across helper functions). */
@@ -283,11 +388,18 @@ export class Dag {
     };
   }
 
-  private add(task_id: string, operator: string, operator_args: Record<string, Json>, options: TaskOptions): TaskRef {
+  private add(
+    task_id: string,
+    operator: string,
+    operator_args: Record<string, Json>,
+    options: TaskOptions,
+    given: unknown,
+    known_keys: readonly string[],
+  ): TaskRef {
     if (this.drafts.has(task_id)) {
       this.problems.push(`task id '${task_id}' is used twice; give each task its own id`);
     } else {
-      this.drafts.set(task_id, { task_id, operator, operator_args, options, upstream: new Set() });
+      this.drafts.set(task_id, { task_id, operator, operator_args, options, given_keys: keysOf(given), known_keys, upstream: new Set() });
     }
     if (options.expand && !Array.isArray(options.expand)) {
       const from = options.expand.from;
@@ -314,6 +426,8 @@ export class Dag {
     const defaults = o.default_args ?? {};
     const problems: string[] = [];
     const authoringProblems = this.problems.length;
+    problems.push(...unknownKeyProblems('unknown DAG option', keysOf(o), DAG_OPTION_KEYS));
+    problems.push(...unknownKeyProblems('default_args: unknown option', keysOf(o.default_args), TASK_DEFAULT_KEYS));
     const tasks: TaskSpec[] = [];
     const downstream = new Map<string, string[]>();
     for (const d of this.drafts.values()) {
@@ -325,6 +439,7 @@ export class Dag {
     for (const d of this.drafts.values()) {
       const t = { ...defaults, ...d.options };
       const where = `task '${d.task_id}'`;
+      problems.push(...unknownKeyProblems(`${where}: unknown option`, d.given_keys, d.known_keys));
       const trigger_rule = t.trigger_rule ?? 'all_success';
       if (!TRIGGER_RULES.includes(trigger_rule)) {
         problems.push(`${where}: trigger_rule '${trigger_rule}' is unknown; use one of ${TRIGGER_RULES.join(', ')}`);
