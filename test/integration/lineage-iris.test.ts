@@ -4,13 +4,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { triggerDagRun } from '../../src/scheduler/trigger.ts';
 import { dagRunUuid, type RunEvent } from '../../src/lineage/openlineage.ts';
 import { lineageGraph, renderTree, runProvenance, type DatasetNode, type LineageNode, type TryNode } from '../../src/lineage/query.ts';
 import { dagsFolder, startTestPodflow, type TestPodflow } from '../support/podflow.ts';
+import { openLineageSchemaDir } from '../support/openlineage-schema.ts';
 
 // The real example pipeline, run by the real scheduler and worker: the published model's
 // lineage must name the data set file hash, the code hash, the chosen hyper-parameters,
@@ -18,13 +19,11 @@ import { dagsFolder, startTestPodflow, type TestPodflow } from '../support/podfl
 const REPO_DAGS = fileURLToPath(new URL('../../dags/', import.meta.url));
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-const SCHEMA_DIR = fileURLToPath(new URL('../../../shared/openlineage/', import.meta.url));
+/** ../shared/openlineage when it exists (as in CI), else the copy vendored in test/support/openlineage/. */
+const SCHEMA_DIR = openLineageSchemaDir();
 
-/** Core schema plus every facet schema in shared/openlineage/facets (by facet name). */
+/** Core schema plus every facet schema in the schema folder's facets/ (by facet name). */
 function eventValidator(): (ev: RunEvent) => string[] {
-  if (!existsSync(join(SCHEMA_DIR, 'OpenLineage.json'))) {
-    throw new Error(`OpenLineage schema not found at ${SCHEMA_DIR}: put the shared/ folder beside the repository clone (../shared/openlineage), as CI does`);
-  }
   const ajv = new Ajv2020.default({ allErrors: true, strict: false });
   addFormats.default(ajv);
   const core = JSON.parse(readFileSync(join(SCHEMA_DIR, 'OpenLineage.json'), 'utf8'));

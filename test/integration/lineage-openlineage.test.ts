@@ -1,17 +1,17 @@
 import { describe, expect, it, beforeAll, afterAll, afterEach } from 'vitest';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
+import { openLineageSchemaDir } from '../support/openlineage-schema.ts';
 import { redisUrl, uniquePrefix } from '../support/redis.ts';
 import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskSpec } from '../../src/dag/types.ts';
 import { createLineage, type Lineage } from '../../src/lineage/lineage.ts';
@@ -26,20 +26,13 @@ import {
   type RunEvent,
 } from '../../src/lineage/openlineage.ts';
 
-// ---- the OpenLineage schema, from ../shared/openlineage beside the repository ----
+// ---- the OpenLineage schema: ../shared/openlineage beside the repository (as in CI), else the vendored copy ----
 
-const SCHEMA_DIR = new URL('../../../shared/openlineage/', import.meta.url);
 type Check = (data: unknown) => string[];
 let checkEvent: (ev: RunEvent) => string[];
 
 function loadSchemas(): void {
-  const dir = fileURLToPath(SCHEMA_DIR);
-  if (!existsSync(join(dir, 'OpenLineage.json'))) {
-    throw new Error(
-      `OpenLineage schema not found at ${join(dir, 'OpenLineage.json')}: these tests validate every event against it. ` +
-        'Put the shared/ folder beside the repository clone (../shared/openlineage from the repo root), as CI does.',
-    );
-  }
+  const dir = openLineageSchemaDir();
   // the spec itself is not strict-mode clean (`required` under `not`, `example` keywords)
   const ajv = new Ajv2020.default({ allErrors: true, strict: false });
   addFormats.default(ajv);
@@ -60,7 +53,7 @@ function loadSchemas(): void {
     for (const [name, body] of Object.entries(facets ?? {})) {
       const fs = facetSchemas.get(name);
       if (!fs) {
-        errs.push(`${where}.${name}: no schema in shared/openlineage/facets for this facet`);
+        errs.push(`${where}.${name}: no schema in ${dir}facets for this facet`);
         continue;
       }
       errs.push(...fs.check({ [name]: body }).map((e) => `${where}: ${e}`));
