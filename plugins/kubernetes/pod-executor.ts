@@ -89,6 +89,10 @@ function shouldDelete(policy: Cleanup, kind: PodVerdict['kind']): boolean {
 /** The Operator registered as type "pod". */
 export class PodOperator implements Operator {
   readonly type = 'pod';
+  /** In cluster mode a try's pod outlives its worker, and another worker re-attaches to it. */
+  get reattachable(): boolean {
+    return this.opts.mode === 'cluster';
+  }
   /** The Kubernetes API (cluster mode), set once `@kubernetes/client-node` has loaded; see {@link kubeApi}. */
   api: KubeApi | null = null;
   private apiReady: Promise<KubeApi> | null = null;

@@ -1,8 +1,9 @@
 /**
- * Child process entry for an inline task run with `isolation: 'process'`: imports the DAG
- * file, runs the task's function, and proxies the context (logs, XCom, metrics, artifacts)
- * to the worker over IPC. A crash, an endless loop or a memory blow-up here cannot take the
- * worker down, and an execution_timeout really stops the function.
+ * A pooled child process that runs inline task functions (`isolation: 'process'`, the
+ * default): it imports the DAG file once per file version, runs one task at a time, and
+ * proxies the context (logs, XCom, metrics, artifacts) to the worker over IPC. A crash, an
+ * endless loop or a memory blow-up here cannot take the worker down, and an
+ * execution_timeout kills this process.
  */
 import type { Json } from '../dag/types.ts';
 import type { TaskContext, TaskLogger } from './operator.ts';
@@ -42,15 +43,7 @@ function call(method: Extract<ChildMessage, { type: 'call' }>['method'], ...args
   });
 }
 
-process.on('message', async (m: ChildStart | ParentMessage) => {
-  if (m.type === 'reply') {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.error !== undefined) p?.reject(new Error(m.error));
-    else p?.resolve(m.result);
-    return;
-  }
-  if (m.type !== 'run') return;
+async function run(m: ChildStart): Promise<void> {
   try {
     const dag = await loadDagObject(m.file, m.dag_id, m.file_hash);
     const fn = dag.callable(m.task_id);
@@ -68,7 +61,7 @@ process.on('message', async (m: ChildStart | ParentMessage) => {
       data_interval_start: new Date(m.ctx.data_interval_start),
       data_interval_end: new Date(m.ctx.data_interval_end),
       log,
-      signal: new AbortController().signal, // the parent stops this process instead
+      signal: new AbortController().signal, // the worker kills this process instead
       xcom: {
         push: async (key, value) => void (await call('xcom.push', key, value)),
         pull: async (taskId, key) => (await call('xcom.pull', taskId, key)) as never,
@@ -82,5 +75,20 @@ process.on('message', async (m: ChildStart | ParentMessage) => {
     const err = e as Error;
     await send({ type: 'error', message: err?.message ?? String(e), stack: err?.stack });
   }
-  process.exit(0);
+}
+
+process.on('message', (m: ChildStart | ParentMessage) => {
+  if (m.type === 'reply') {
+    const p = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.error !== undefined) p?.reject(new Error(m.error));
+    else p?.resolve(m.result);
+  } else if (m.type === 'run') {
+    void run(m);
+  }
+});
+
+// A stray rejection from an earlier task's leftover work must not end this process mid-task.
+process.on('unhandledRejection', (e) => {
+  process.stderr.write(`unhandled rejection in task code: ${(e as Error)?.stack ?? e}\n`);
 });

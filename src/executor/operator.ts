@@ -66,6 +66,12 @@ export interface OperatorRunRequest {
 export interface Operator {
   /** Operator type as written in TaskSpec.operator, e.g. "command" or "pod". */
   readonly type: string;
+  /**
+   * True when a try's work lives outside the worker (a pod) and a new worker can re-attach to
+   * it: a worker crash or shutdown then keeps the same try. Otherwise (local processes) the
+   * try ends with its worker and the task runs again as a new try.
+   */
+  readonly reattachable?: boolean;
   execute(req: OperatorRunRequest): Promise<TaskOutcome>;
 }
 

@@ -1,20 +1,30 @@
-import { fork } from 'node:child_process';
 import type { Json, TaskOutcome } from '../dag/types.ts';
 import { loadDagObject } from '../loader/dag-module.ts';
 import type { ChildMessage, ChildStart, ParentMessage } from './inline-child.ts';
+import { InlineProcessPool } from './inline-pool.ts';
 import type { AbortReason, Operator, OperatorRunRequest, TaskContext } from './operator.ts';
 
-const CHILD = new URL('./inline-child.ts', import.meta.url).pathname;
-const TSX_LOADER = import.meta.resolve('tsx');
-
-/** Runs an inline task function, in the worker process or (isolation: 'process') in a child of its own. */
+/**
+ * Runs an inline task function: by default in a pooled child process (isolation: 'process'),
+ * or in the worker's own event loop (isolation: 'inline').
+ */
 export class PythonOperator implements Operator {
   readonly type = 'python';
+  private readonly pool: InlineProcessPool;
+
+  constructor(opts: { maxIdleProcesses?: number } = {}) {
+    this.pool = new InlineProcessPool({ maxIdle: opts.maxIdleProcesses });
+  }
+
+  /** Stop the idle task processes (worker shutdown). */
+  close(): void {
+    this.pool.close();
+  }
 
   async execute(req: OperatorRunRequest): Promise<TaskOutcome> {
     let value: unknown;
     try {
-      value = req.task.operator_args.isolation === 'process' ? await runInChild(req) : await runInline(req);
+      value = req.task.operator_args.isolation === 'inline' ? await runInline(req) : await runInChild(req, this.pool);
     } catch (e) {
       if (e instanceof Aborted) return { state: 'failed', error: e.message };
       throw e;
@@ -46,19 +56,22 @@ async function runInline(req: OperatorRunRequest): Promise<unknown> {
   return Promise.race([Promise.resolve().then(() => fn(req.context)), aborted]);
 }
 
-function runInChild(req: OperatorRunRequest): Promise<unknown> {
+function runInChild(req: OperatorRunRequest, pool: InlineProcessPool): Promise<unknown> {
   const ctx: TaskContext = req.context;
   return new Promise((resolve, reject) => {
-    const child = fork(CHILD, [], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const task = pool.acquire();
+    const child = task.child;
     let settled = false;
-    const finish = (fn: () => void) => {
+    const finish = (ok: boolean, fn: () => void) => {
       if (settled) return;
       settled = true;
       req.signal.removeEventListener('abort', onAbort);
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (ok) task.release();
+      else task.discard();
       fn();
     };
-    const onAbort = () => finish(() => reject(new Aborted(abortMessage(req, false))));
+    const onAbort = () => finish(false, () => reject(new Aborted(abortMessage(req, false))));
+    if (req.signal.aborted) return onAbort();
     req.signal.addEventListener('abort', onAbort, { once: true });
     for (const [stream, name] of [
       [child.stdout, 'stdout'],
@@ -93,16 +106,19 @@ function runInChild(req: OperatorRunRequest): Promise<unknown> {
           return;
         }
         case 'done':
-          finish(() => resolve(m.value === null ? null : m.value));
+          finish(true, () => resolve(m.value === null ? null : m.value));
           return;
         case 'error':
-          finish(() => reject(Object.assign(new Error(m.message), { stack: m.stack ?? m.message })));
+          // The function threw; the process itself is sound and goes back to the pool.
+          finish(true, () => reject(Object.assign(new Error(m.message), { stack: m.stack ?? m.message })));
       }
     });
-    child.on('error', (e) => finish(() => reject(new Error(`could not start the task's process: ${e.message}`))));
     child.on('exit', (code, signal) =>
       setTimeout(
-        () => finish(() => reject(new Error(`the task's process ended without a result (exit code ${code ?? signal}); it may have run out of memory or called process.exit`))),
+        () =>
+          finish(false, () =>
+            reject(new Error(`the task's process ended without a result (exit code ${code ?? signal}); it may have run out of memory or called process.exit`)),
+          ),
         50,
       ),
     );

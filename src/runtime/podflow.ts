@@ -181,7 +181,9 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   if (roles.worker) {
     // Task code (inline functions, commands, child processes) learns the artifacts folder from the environment.
     process.env.PODFLOW_ARTIFACTS = config.artifactsFolder;
-    operators.register(new PythonOperator());
+    const python = new PythonOperator({ maxIdleProcesses: config.workerConcurrency });
+    operators.register(python);
+    shutdown.push(() => python.close());
     operators.register(new CommandOperator());
     operators.register(new SensorOperator({ sensors, store }));
     const plugins = await loadPlugins(

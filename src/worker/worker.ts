@@ -152,10 +152,16 @@ export class TaskWorker {
       const hb = Number((await store.redis.hget(key, 'last_heartbeat')) ?? 0);
       const stale = Date.now() - hb > Math.min(3 * HEARTBEAT_MS, this.o.lockDurationMs ?? 30_000);
       if (cur && cur.current === 'running' && cur.try_number === tryNumber && stale && !this.running.has(key)) {
-        // BullMQ re-delivered the job of a worker that died or shut down: take the try over.
+        // BullMQ re-delivered the job of a worker that died. A try whose work lives on outside
+        // the worker (a pod) is re-attached as the same try; a local try died with its worker,
+        // so it ends here and the task runs again as a new try that does not spend a retry.
+        if (!this.o.operators.get(task.operator)?.reattachable) {
+          await this.endLostTry(d, ti, tryNumber, log);
+          return;
+        }
         const again = await store.transitionTi(d, ['running'], 'running', { hostname: this.o.name, last_heartbeat: Date.now() }, { expectTry: tryNumber });
         if (!again.ok) return;
-        log.warn('taking over a try whose worker stopped heartbeating');
+        log.warn('re-attaching to a try whose worker stopped heartbeating');
       } else {
         log.debug({ state: cur?.current }, 'duplicate or stale job; the task instance moved on');
         return;
@@ -218,7 +224,15 @@ export class TaskWorker {
       this.running.delete(key);
     }
     const reason = ctl.signal.reason as AbortReason | undefined;
-    if (ctl.signal.aborted && reason?.kind === 'shutdown') {
+    if (ctl.signal.aborted && reason?.kind === 'shutdown' && !operators.get(task.operator)?.reattachable) {
+      // A local try cannot outlive its worker: it was stopped, and runs again as a new try
+      // that does not count against the task's retries.
+      outcome = {
+        state: 'failed',
+        free_retry: true,
+        error: `the worker shut down during try ${ti.try_number}; the task runs again as a new try, not counted against its retries`,
+      };
+    } else if (ctl.signal.aborted && reason?.kind === 'shutdown') {
       taskLog.warn('worker shutting down: the try is handed back to the queue and will be resumed by another worker');
       await taskLog.flush();
       await store.updateTi(ti, { last_heartbeat: 0 });
@@ -297,6 +311,23 @@ export class TaskWorker {
     taskLog.error(outcome.fatal ? 'task failed; this failure is not retried' : `task failed after ${ti.try_number} ${ti.try_number === 1 ? 'try' : 'tries'}`);
     await this.callback(dag, task, run, ti, 'on_failure_callback', outcome);
     return 'failed';
+  }
+
+  /** End a try whose worker died: up_for_retry at once, with one more try allowed (not the task's fault). */
+  private async endLostTry(d: TaskJobData, ti: TaskInstanceRecord, tryNumber: number, log: Logger): Promise<void> {
+    const { store, queue } = this.o;
+    const note = `try ${tryNumber} was lost with its worker (${ti.hostname ?? 'unknown'} stopped heartbeating); try ${tryNumber + 1} starts now and does not count against retries`;
+    const res = await store.transitionTi(
+      d,
+      ['running'],
+      'up_for_retry',
+      { end_date: new Date().toISOString(), next_attempt_at: Date.now(), max_tries: ti.max_tries + 1, last_heartbeat: 0, note },
+      { expectTry: tryNumber },
+    );
+    if (!res.ok) return;
+    await store.appendLog(d, tryNumber, [`[${new Date().toISOString()}] {ERROR} ${note}`]);
+    await enqueueTask(queue, { ...keyOf(ti), try_number: tryNumber + 1, kind: 'retry' }, { priority: ti.priority_weight });
+    log.warn(note);
   }
 
   private lost(taskLog: TaskLog, res: { ok: false } & ({ reason: 'state'; current: string } | { reason: 'limit'; limit: string })): string {

@@ -26,7 +26,7 @@ describe('a worker that dies mid-task', () => {
     await pf?.close();
   });
 
-  it('has its try taken over by another worker: the run succeeds once, nothing is lost or duplicated', async () => {
+  it('ends the lost try and runs a new one on another worker, without spending a retry: the run succeeds once, nothing is lost', async () => {
     pf = await startTestPodflow({ files: { 'crashy.ts': DAG }, roles: { scheduler: true }, env: { PODFLOW_WORKER_LOCK_MS: '2000' } });
     const env = {
       ...process.env,
@@ -56,9 +56,32 @@ describe('a worker that dies mid-task', () => {
     const done = await pf.waitForRun('crashy', run.dag_run_id, 60_000);
     expect(done.state).toBe('success');
     const work = (await pf.store.getTi(key))!;
-    expect([work.state, work.try_number, work.hostname]).toEqual(['success', 1, 'rescuer']);
-    expect(await pf.store.getXcom({ ...key, task_id: 'after' }, 'return_value')).toBe('finished by 1');
-    const log = await pf.store.readLog(key, 1);
-    expect(log.filter((l) => l.endsWith('{stdout} finished by 1'))).toHaveLength(1);
+    // retries: 0, yet a second try ran: a lost worker is not the task's fault.
+    expect([work.state, work.try_number, work.max_tries, work.hostname]).toEqual(['success', 2, 2, 'rescuer']);
+    expect(await pf.store.getXcom({ ...key, task_id: 'after' }, 'return_value')).toBe('finished by 2');
+    const first = await pf.store.readLog(key, 1);
+    expect(first.some((l) => l.includes('{ERROR} try 1 was lost with its worker (victim stopped heartbeating); try 2 starts now'))).toBe(true);
+    expect(first.filter((l) => l.includes('{stdout} finished by'))).toHaveLength(0);
+    const second = await pf.store.readLog(key, 2);
+    expect(second.filter((l) => l.endsWith('{stdout} finished by 2'))).toHaveLength(1);
+  });
+
+  it('a worker that shuts down gracefully stops its local tries; they run again as new tries elsewhere', async () => {
+    const base = { ...pf!.config, pluginsFolder: '/nonexistent' };
+    const first = await startPodflow({ config: { ...base, workerName: 'leaving' }, roles: { worker: true }, logger: pino({ level: 'silent' }) });
+    await rescuer?.stop();
+    rescuer = undefined;
+    const run = await triggerDagRun(pf!.store, (await pf!.store.getDag('crashy'))!, { dag_run_id: 'graceful' });
+    const key = { dag_id: 'crashy', dag_run_id: run.dag_run_id, task_id: 'work', map_index: -1 };
+    for (let i = 0; i < 400 && (await pf!.store.getTi(key))?.state !== 'running'; i++) await new Promise((r) => setTimeout(r, 25));
+    await first.stop();
+    const interrupted = (await pf!.store.getTi(key))!;
+    expect([interrupted.state, interrupted.try_number, interrupted.max_tries]).toEqual(['up_for_retry', 1, 2]);
+    expect(interrupted.note).toBe('the worker shut down during try 1; the task runs again as a new try, not counted against its retries');
+    rescuer = await startPodflow({ config: { ...base, workerName: 'next' }, roles: { worker: true }, logger: pino({ level: 'silent' }) });
+    expect((await pf!.waitForRun('crashy', run.dag_run_id, 60_000)).state).toBe('success');
+    const work = (await pf!.store.getTi(key))!;
+    expect([work.state, work.try_number, work.hostname]).toEqual(['success', 2, 'next']);
+    expect((await pf!.store.readLog(key, 1)).filter((l) => l.includes('{stdout} finished by'))).toHaveLength(0);
   });
 });
