@@ -35,6 +35,10 @@ export class DagFolderLoader {
   /** dag_id -> file that owns it (the first file to define it keeps it). */
   private readonly owners = new Map<string, string>();
   private readonly specs = new Map<string, DagSpec>();
+  /** dag_id -> files refused because another file owned that id; re-parsed when the owner lets go. */
+  private readonly refused = new Map<string, Set<string>>();
+  /** Files to parse again on the next scan although unchanged (their duplicate id became free). */
+  private readonly pending = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
   private reconciled = false;
@@ -106,17 +110,22 @@ export class DagFolderLoader {
     }
     for (const file of [...this.files.keys()]) {
       if (!present.includes(file)) {
+        this.unrefuse(file);
         await this.forgetFileDags(file, []);
         this.files.delete(file);
+        this.pending.delete(file);
         await this.store.clearImportError(this.rel(file));
         logger.info({ file: this.rel(file) }, 'DAG file removed');
       }
     }
-    const queue = [...changed];
-    const workers = Array.from({ length: Math.min(this.opts.concurrency ?? 2, queue.length) }, async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) await this.parseAndStore(f);
-    });
-    await Promise.all(workers);
+    // Files refused as duplicates whose id has since been freed; a second round covers ids
+    // freed while applying this scan's results (a file that stopped defining a DAG).
+    for (let round = 0; round < 2 && (changed.length > 0 || this.pending.size > 0); round++) {
+      const batch = [...new Set([...changed, ...[...this.pending].filter((f) => this.files.has(f))])].sort();
+      changed.length = 0;
+      this.pending.clear();
+      await this.parseBatch(batch);
+    }
     if (!this.reconciled) {
       this.reconciled = true;
       await this.reconcile();
@@ -138,16 +147,49 @@ export class DagFolderLoader {
     return relative(process.cwd(), file) || file;
   }
 
-  private async parseAndStore(file: string): Promise<void> {
+  /**
+   * Parse files concurrently (each in its own process) but apply the results in sorted path
+   * order, so which of two files defining the same DAG id owns it does not depend on timing.
+   */
+  private async parseBatch(sorted: string[]): Promise<void> {
+    const results = new Map<string, Promise<ParseResult>>();
+    const queue = [...sorted];
+    const started = Date.now();
+    const workers = Array.from({ length: Math.min(this.opts.concurrency ?? 2, queue.length) }, async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const p = parseInChild(f, this.files.get(f)!.hash, this.opts.importTimeoutMs);
+        results.set(f, p);
+        await p;
+      }
+    });
+    await Promise.all(workers);
+    for (const file of sorted) {
+      // A file may have been removed from the map meanwhile (never during a scan today; cheap to check).
+      if (!this.files.has(file)) continue;
+      await this.applyResult(file, await results.get(file)!, started);
+    }
+  }
+
+  /** Stop tracking `file` as refused for any DAG id. */
+  private unrefuse(file: string): void {
+    for (const [id, files] of this.refused) {
+      files.delete(file);
+      if (files.size === 0) this.refused.delete(id);
+    }
+  }
+
+  private async applyResult(file: string, result: ParseResult, started: number): Promise<void> {
     const state = this.files.get(file)!;
     const rel = this.rel(file);
-    const started = Date.now();
-    const result = await parseInChild(file, state.hash, this.opts.importTimeoutMs);
+    this.unrefuse(file);
     const accepted: string[] = [];
     const problems: { dag_id: string | null; message: string }[] = [...result.errors];
     for (const spec of result.dags) {
       const owner = this.owners.get(spec.dag_id);
       if (owner && owner !== file && this.files.has(owner)) {
+        let set = this.refused.get(spec.dag_id);
+        if (!set) this.refused.set(spec.dag_id, (set = new Set()));
+        set.add(file);
         problems.push({
           dag_id: spec.dag_id,
           message: `DAG id '${spec.dag_id}' is already defined in ${this.rel(owner)}; rename the DAG in one of the two files`,
@@ -162,7 +204,7 @@ export class DagFolderLoader {
     await this.forgetFileDags(file, accepted);
     state.dagIds = accepted;
     if (problems.length > 0) {
-      const message = problems.map((p) => `${rel}${p.dag_id ? ` (DAG '${p.dag_id}')` : ''}: ${p.message}`).join('\n');
+      const message = problems.map((p) => `${rel}${p.dag_id ? ` (DAG '${p.dag_id}')` : ''}: ${withoutDagPrefix(p.message, p.dag_id)}`).join('\n');
       await this.store.setImportError(rel, problems.find((p) => p.dag_id)?.dag_id ?? null, message);
       this.opts.logger.error({ file: rel, dag_id: problems[0].dag_id, error: message }, `import error in ${rel}`);
     } else {
@@ -180,10 +222,21 @@ export class DagFolderLoader {
     for (const id of prev) {
       if (keep.includes(id) || this.owners.get(id) !== file) continue;
       this.owners.delete(id);
+      // Files refused as duplicates of this id may now own it: parse them again.
+      for (const f of this.refused.get(id) ?? []) if (f !== file) this.pending.add(f);
       this.specs.delete(id);
       await this.store.removeDag(id);
     }
   }
+}
+
+/** A validation message already names its DAG ("DAG 'x': …"); the import error line names it too, so drop the repeat. */
+function withoutDagPrefix(message: string, dagId: string | null): string {
+  if (!dagId) return message;
+  const prefix = `DAG '${dagId}': `;
+  if (message.startsWith(prefix)) return message.slice(prefix.length);
+  const many = `DAG '${dagId}' has `;
+  return message.startsWith(many) ? message.slice(many.length) : message;
 }
 
 /** DAG files below `folder`, sorted, skipping hidden folders, node_modules and .podflowignore patterns. */

@@ -41,10 +41,12 @@ async function main(): Promise<void> {
   process.send!(result, () => process.exit(0));
 }
 
+/** The first line of an import failure and up to 8 stack frames in user code (no Node internals, no node_modules). */
 function formatImportFailure(err: Error): string {
   const stack = (err?.stack ?? String(err)).split('\n');
   // Keep the message and the frames inside user code; Node's loader frames help nobody.
-  const frames = stack.slice(1).filter((l) => !l.includes('node:internal') && !l.includes('/node_modules/'));
+  // Frames in Node's own modules look like "at Socket.emit (node:events:524:28)" or "at node:internal/…".
+  const frames = stack.slice(1).filter((l) => !/[( ]node:/.test(l) && !l.includes('/node_modules/'));
   return [stack[0], ...frames.slice(0, 8)].join('\n');
 }
 
