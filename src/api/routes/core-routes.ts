@@ -240,19 +240,6 @@ export function coreRoutes({ store }: ApiDeps): ApiRoute[] {
       },
     },
     {
-      method: 'get',
-      path: `${tiPath}/:map_index`,
-      summary: 'Get a mapped task instance',
-      role: 'viewer',
-      responses: { 200: { description: 'task instance' } },
-      handler: async (req) => {
-        const run = await requireRun(store, p(req, 'dag_id'), p(req, 'dag_run_id'));
-        const ti = await store.getTi({ dag_id: run.dag_id, dag_run_id: run.dag_run_id, task_id: p(req, 'task_id'), map_index: Number(p(req, 'map_index')) });
-        if (!ti) throw notFound(`no task instance ${p(req, 'task_id')}[${p(req, 'map_index')}] in run '${run.dag_run_id}'`);
-        return taskInstanceToApi(ti, run);
-      },
-    },
-    {
       method: 'patch',
       path: tiPath,
       summary: 'Mark a task instance success, failed or skipped (a running try is stopped)',
@@ -324,6 +311,22 @@ export function coreRoutes({ store }: ApiDeps): ApiRoute[] {
         const x = await store.getXcoms(key);
         const entries = Object.entries(x).map(([k, value]) => ({ key: k, value, ...key }));
         return { xcom_entries: entries, total_entries: entries.length };
+      },
+    },
+    {
+      method: 'get',
+      path: `${tiPath}/:map_index`,
+      // Registered after every literal `${tiPath}/<word>` route (logs, xcomEntries) so it does not swallow them.
+      summary: 'Get a mapped task instance',
+      role: 'viewer',
+      responses: { 200: { description: 'task instance' } },
+      handler: async (req) => {
+        const raw = p(req, 'map_index');
+        if (!/^-?\d+$/.test(raw)) throw badRequest(`path parameter map_index must be an integer (-1 for an unmapped task), got '${raw}'`);
+        const run = await requireRun(store, p(req, 'dag_id'), p(req, 'dag_run_id'));
+        const ti = await store.getTi({ dag_id: run.dag_id, dag_run_id: run.dag_run_id, task_id: p(req, 'task_id'), map_index: Number(raw) });
+        if (!ti) throw notFound(`no task instance ${p(req, 'task_id')}[${p(req, 'map_index')}] in run '${run.dag_run_id}'`);
+        return taskInstanceToApi(ti, run);
       },
     },
     {

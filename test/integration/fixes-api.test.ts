@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { triggerDagRun } from '../../src/scheduler/trigger.ts';
+import { OPERATOR_TOKEN, startTestPodflow, VIEWER_TOKEN, type TestPodflow } from '../support/podflow.ts';
+
+const XCOM_DAG = `
+import { dag } from 'podflow';
+export default dag({ dag_id: 'xc', schedule: null }, (d) => {
+  d.task('push', async (ctx) => { await ctx.xcom.push('rows', 3); return 'done'; });
+});
+`;
+const DATASET_DAGS = `
+import { dag } from 'podflow';
+export const one = dag({ dag_id: 'ds_one', schedule: ['dataset://x'] }, (d) => { d.task('a', async () => 1); });
+export const all = dag({ dag_id: 'ds_all', schedule: ['dataset://a', 'dataset://b'] }, (d) => { d.task('a', async () => 1); });
+export const any = dag({ dag_id: 'ds_any', schedule: { any: [{ uri: 'dataset://a' }, { all: [{ uri: 'dataset://b' }, { uri: 'dataset://c' }] }] } }, (d) => { d.task('a', async () => 1); });
+`;
+
+describe('API fixes: route order, non-JSON bodies, deep JSON, duplicate logical date, dataset schedules', () => {
+  let pf: TestPodflow;
+  let runId: string;
+  beforeAll(async () => {
+    pf = await startTestPodflow({ files: { 'xc.ts': XCOM_DAG, 'ds.ts': DATASET_DAGS } });
+    const run = await triggerDagRun(pf.store, (await pf.store.getDag('xc'))!);
+    runId = run.dag_run_id;
+    await pf.waitForRun('xc', runId, 30_000);
+  });
+  afterAll(async () => pf?.close());
+
+  const call = async (method: string, path: string, init: { body?: string; type?: string; token?: string } = {}) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${init.token ?? OPERATOR_TOKEN}` };
+    if (init.type) headers['content-type'] = init.type;
+    const res = await fetch(`${pf.api!.url}${path}`, { method, headers, body: init.body });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const tiPath = () => `/api/v1/dags/xc/dagRuns/${encodeURIComponent(runId)}/taskInstances/push`;
+
+  it('serves the XCom entries of a task instance (not swallowed by the map-index route)', async () => {
+    const { status, body } = await call('GET', `${tiPath()}/xcomEntries`, { token: VIEWER_TOKEN });
+    expect(status).toBe(200);
+    const entries = (body.xcom_entries as { key: string; value: unknown }[]).map((e) => [e.key, e.value]).sort();
+    expect(entries).toEqual([
+      ['return_value', 'done'],
+      ['rows', 3],
+    ]);
+  });
+
+  it('answers 400 naming map_index for a map index that is not an integer', async () => {
+    const { status, body } = await call('GET', `${tiPath()}/abc`, { token: VIEWER_TOKEN });
+    expect([status, body.detail]).toEqual([400, "path parameter map_index must be an integer (-1 for an unmapped task), got 'abc'"]);
+    expect((await call('GET', `${tiPath()}/-1`, { token: VIEWER_TOKEN })).body).toMatchObject({ task_id: 'push', map_index: -1 });
+  });
+});
