@@ -8,7 +8,7 @@ import type { TaskJobData } from '../worker/jobs.ts';
 import type { PodflowMetrics } from '../observability/metrics.ts';
 import { authMiddleware, type TokenEntry } from './auth.ts';
 import { buildOpenApi, type RouteDoc } from './openapi.ts';
-import { notFoundHandler, problemHandler } from './problem.ts';
+import { ApiProblem, badRequest, notFoundHandler, problemHandler } from './problem.ts';
 import { coreRoutes } from './routes/core-routes.ts';
 import { extraRouteGroups } from './routes/registry.ts';
 import { metricsRoutes } from './routes/metrics-routes.ts';
@@ -34,6 +34,46 @@ export interface ApiRoute extends RouteDoc {
 
 export type RouteGroup = (deps: ApiDeps) => ApiRoute[];
 
+/** Deepest JSON nesting a request body may have; deeper bodies would overflow the stack in schema validation. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * For routes with a request schema: a body that is not JSON (curl's default form encoding,
+ * text/plain) would be silently ignored by express.json(), so refuse it with 415.
+ */
+const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody || req.is('application/json')) return next();
+  const got = req.headers['content-type'] ?? 'no Content-Type';
+  next(
+    new ApiProblem(
+      415,
+      `the request body must be JSON, but it was sent as ${got}; send it with the header 'Content-Type: application/json' (curl: -H 'Content-Type: application/json')`,
+    ),
+  );
+};
+
+/** The nesting depth of a parsed JSON value (a scalar is 0, `{}` is 1), computed without recursion. */
+export function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    const depth = d + 1;
+    if (depth > max) max = depth;
+    if (depth > MAX_JSON_DEPTH) return depth;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth]);
+  }
+  return max;
+}
+
+/** Refuse JSON bodies nested deeper than {@link MAX_JSON_DEPTH} before they reach zod. */
+const limitJsonDepth: RequestHandler = (req, _res, next) => {
+  if (jsonDepth(req.body) > MAX_JSON_DEPTH) return next(badRequest(`the JSON body is nested deeper than ${MAX_JSON_DEPTH} levels; flatten it`));
+  next();
+};
+
 /** The Express app: every route from the route table, its OpenAPI document, auth and JSON errors. */
 export function createApiServer(deps: ApiDeps): express.Express {
   const app = express();
@@ -54,7 +94,8 @@ export function createApiServer(deps: ApiDeps): express.Express {
   for (const r of routes) {
     const chain: RequestHandler[] = [...(r.before ?? [])];
     if (r.role !== 'public') chain.push(authMiddleware({ tokens: deps.tokens, required: r.role }));
-    if (!r.before) chain.push(json);
+    if (r.requestSchema && !r.before) chain.push(requireJsonBody);
+    if (!r.before) chain.push(json, limitJsonDepth);
     chain.push(async (req, res) => {
       const body = await r.handler(req, res);
       if (!res.headersSent) {

@@ -49,4 +49,30 @@ describe('API fixes: route order, non-JSON bodies, deep JSON, duplicate logical 
     expect([status, body.detail]).toEqual([400, "path parameter map_index must be an integer (-1 for an unmapped task), got 'abc'"]);
     expect((await call('GET', `${tiPath()}/-1`, { token: VIEWER_TOKEN })).body).toMatchObject({ task_id: 'push', map_index: -1 });
   });
+
+  it('refuses a form-encoded or text/plain trigger body with 415 instead of dropping the conf', async () => {
+    const before = (await pf.store.listRuns('xc')).length;
+    const form = await call('POST', '/api/v1/dags/xc/dagRuns', { body: '{"conf":{"seed":7}}', type: 'application/x-www-form-urlencoded' });
+    expect([form.status, form.body.detail]).toEqual([
+      415,
+      "the request body must be JSON, but it was sent as application/x-www-form-urlencoded; send it with the header 'Content-Type: application/json' (curl: -H 'Content-Type: application/json')",
+    ]);
+    const text = await call('POST', '/api/v1/dags/xc/dagRuns', { body: '{"conf":{"seed":7}}', type: 'text/plain' });
+    expect(text.status).toBe(415);
+    expect((await pf.store.listRuns('xc')).length).toBe(before);
+    const json = await call('POST', '/api/v1/dags/xc/dagRuns', { body: '{"conf":{"seed":7},"logical_date":"2026-01-01T00:00:00Z"}', type: 'application/json; charset=utf-8' });
+    expect([json.status, json.body.conf]).toEqual([200, { seed: 7 }]);
+    const empty = await call('POST', '/api/v1/dags/xc/dagRuns');
+    expect(empty.status).toBe(200);
+  });
+
+  it('answers 400 for a JSON body nested deeper than 64 levels', async () => {
+    const nest = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+    const deep = await call('POST', '/api/v1/dags/xc/dagRuns', { body: `{"conf":${nest(20_000)}}`, type: 'application/json' });
+    expect([deep.status, deep.body.detail]).toEqual([400, 'the JSON body is nested deeper than 64 levels; flatten it']);
+    const justOver = await call('POST', '/api/v1/dags/xc/dagRuns', { body: `{"conf":${nest(64)}}`, type: 'application/json' });
+    expect(justOver.status).toBe(400);
+    const atLimit = await call('POST', '/api/v1/dags/xc/dagRuns', { body: `{"conf":${nest(62)},"logical_date":"2026-02-01T00:00:00Z"}`, type: 'application/json' });
+    expect(atLimit.status).toBe(200);
+  });
 });
