@@ -87,12 +87,14 @@ return {1, cur}
  * KEYS: 1 run hash, 2 runs zset, 3 runs-by-date hash, 4 active set, 5 tis set
  * ARGV: 1 run id, 2 logical date ISO, 3 logical date ms, 4 run fields JSON, 5 active member,
  *       6 TI key prefix (…:ti:dag:run:), 7 TI JSON list [{task_id, map_index, fields}], 8 events channel
- * Returns {1, run id} | {0, 'run_id', existing} | {0, 'logical_date', existing run id}
+ * Returns {1, run id} | {0, 'run_id', existing} | {0, 'logical_date', existing run id}.
+ * The logical date is checked first: a default run id (manual__<date>) derives from it, so a
+ * clash on both is really a clash on the date.
  */
 export const CREATE_RUN = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'run_id', ARGV[1]} end
 local existing = redis.call('HGET', KEYS[3], ARGV[2])
 if existing then return {0, 'logical_date', existing} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'run_id', ARGV[1]} end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
 local fields = cjson.decode(ARGV[4])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end

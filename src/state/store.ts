@@ -56,8 +56,8 @@ export class DagRunExistsError extends Error {
   ) {
     super(
       field === 'run_id'
-        ? `DAG '${dag_id}' already has a run with id '${value}'; pick another dag_run_id`
-        : `DAG '${dag_id}' already has a run for logical date ${value} ('${existing_run_id}'); pick another logical_date or clear that run`,
+        ? `DAG '${dag_id}' already has a run with id '${value}'; pick another run id (CLI --run-id, API field dag_run_id)`
+        : `DAG '${dag_id}' already has a run for logical date ${value} ('${existing_run_id}'); pick another logical date (CLI --logical-date, API field logical_date) or clear that run`,
     );
   }
 }

@@ -75,4 +75,19 @@ describe('API fixes: route order, non-JSON bodies, deep JSON, duplicate logical 
     const atLimit = await call('POST', '/api/v1/dags/xc/dagRuns', { body: `{"conf":${nest(62)},"logical_date":"2026-02-01T00:00:00Z"}`, type: 'application/json' });
     expect(atLimit.status).toBe(200);
   });
+
+  it('reports a second trigger at the same logical date as a logical-date clash, naming the CLI flag and API field', async () => {
+    const first = await call('POST', '/api/v1/dags/xc/dagRuns', { body: '{"logical_date":"2026-04-01T00:00:00Z"}', type: 'application/json' });
+    expect(first.status).toBe(200);
+    const again = await call('POST', '/api/v1/dags/xc/dagRuns', { body: '{"logical_date":"2026-04-01T00:00:00Z"}', type: 'application/json' });
+    expect([again.status, again.body.detail]).toEqual([
+      409,
+      "DAG 'xc' already has a run for logical date 2026-04-01T00:00:00.000Z ('manual__2026-04-01T00:00:00.000Z'); pick another logical date (CLI --logical-date, API field logical_date) or clear that run",
+    ]);
+    const sameId = await call('POST', '/api/v1/dags/xc/dagRuns', { body: '{"logical_date":"2026-04-02T00:00:00Z","dag_run_id":"manual__2026-04-01T00:00:00.000Z"}', type: 'application/json' });
+    expect([sameId.status, sameId.body.detail]).toEqual([
+      409,
+      "DAG 'xc' already has a run with id 'manual__2026-04-01T00:00:00.000Z'; pick another run id (CLI --run-id, API field dag_run_id)",
+    ]);
+  });
 });
