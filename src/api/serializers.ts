@@ -1,12 +1,29 @@
-import type { DagRunRecord, DagSpec, TaskInstanceRecord } from '../dag/types.ts';
+import type { DagRunRecord, DagSpec, DatasetCondition, TaskInstanceRecord } from '../dag/types.ts';
 import { timetableFor } from '../schedule/timetable.ts';
 import type { DagMeta, StateStore } from '../state/store.ts';
+
+/** A dataset condition inside a list: a URI, or a parenthesised nested all/any. */
+function datasetTerm(c: DatasetCondition): string {
+  if ('uri' in c) return c.uri;
+  if ('all' in c) return `all of (${c.all.map(datasetTerm).join(', ')})`;
+  return `any of (${c.any.map(datasetTerm).join(', ')})`;
+}
+
+/**
+ * A sentence for a dataset schedule, e.g. "on updates of dataset://x",
+ * "when all of: a, b are updated", "when any of: a, b is updated".
+ */
+export function describeDatasetSchedule(c: DatasetCondition): string {
+  if ('uri' in c) return `on updates of ${c.uri}`;
+  if ('all' in c) return c.all.length === 1 ? describeDatasetSchedule(c.all[0]) : `when all of: ${c.all.map(datasetTerm).join(', ')} are updated`;
+  return c.any.length === 1 ? describeDatasetSchedule(c.any[0]) : `when any of: ${c.any.map(datasetTerm).join(', ')} is updated`;
+}
 
 /** A DAG as Airflow's stable REST API returns it (plus Podflow's task list for the CLI). */
 export function dagToApi(spec: DagSpec, meta: DagMeta | null, hasImportErrors: boolean) {
   let timetable_description: string | null = null;
   try {
-    timetable_description = timetableFor(spec.schedule)?.describe() ?? null;
+    timetable_description = spec.schedule.datasets ? describeDatasetSchedule(spec.schedule.datasets) : (timetableFor(spec.schedule)?.describe() ?? null);
   } catch {
     timetable_description = null;
   }

@@ -90,4 +90,15 @@ describe('API fixes: route order, non-JSON bodies, deep JSON, duplicate logical 
       "DAG 'xc' already has a run with id 'manual__2026-04-01T00:00:00.000Z'; pick another run id (CLI --run-id, API field dag_run_id)",
     ]);
   });
+
+  it('describes dataset schedules in timetable_description', async () => {
+    const { body } = await call('GET', '/api/v1/dags', { token: VIEWER_TOKEN });
+    const desc = Object.fromEntries((body.dags as { dag_id: string; timetable_description: string | null }[]).map((d) => [d.dag_id, d.timetable_description]));
+    expect(desc).toEqual({
+      ds_one: 'on updates of dataset://x',
+      ds_all: 'when all of: dataset://a, dataset://b are updated',
+      ds_any: 'when any of: dataset://a, all of (dataset://b, dataset://c) is updated',
+      xc: null,
+    });
+  });
 });
