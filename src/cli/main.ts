@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { Redis } from 'ioredis';
 import { ENV_VARS, loadConfig, type PodflowConfig } from '../config/config.ts';
 import { dagRunToApi, dagToApi, runDetail } from '../api/serializers.ts';
+import type { TaskInstanceRecord } from '../dag/types.ts';
 import { DagRunExistsError, StateStore } from '../state/store.ts';
 import { triggerDagRun, TriggerError } from '../scheduler/trigger.ts';
 import { clearTasks, setTaskState } from '../scheduler/task-actions.ts';
@@ -15,6 +16,9 @@ import { LineageStore } from '../lineage/store.ts';
 import { renderProvenance, runProvenance } from '../lineage/query.ts';
 
 export { CliError };
+
+/** The most slots `pools set` accepts (-1 means unlimited). */
+export const MAX_POOL_SLOTS = 1_000_000;
 
 export interface CliContext {
   config: PodflowConfig;
@@ -60,10 +64,36 @@ async function requireDag(store: StateStore, dagId: string) {
   throw new CliError(`DAG '${dagId}' is not defined; known DAGs: ${ids.join(', ') || '(none)'} (see also \`podflow dags errors\`)`);
 }
 
+/**
+ * Fail unless Podflow knows the DAG id: defined now, or with an import error, or with runs
+ * left from an earlier definition (so history of a removed DAG stays listable).
+ */
+async function requireKnownDag(store: StateStore, dagId: string): Promise<void> {
+  if (await store.getDag(dagId)) return;
+  if ((await store.importErrors()).some((e) => e.dag_id === dagId)) return;
+  if ((await store.listRuns(dagId, { limit: 1 })).length) return;
+  const ids = await store.dagIds();
+  throw new CliError(`DAG '${dagId}' is unknown; known DAGs: ${ids.join(', ') || '(none)'} (see also \`podflow dags list\` and \`podflow dags errors\`)`);
+}
+
 async function requireRun(store: StateStore, dagId: string, runId: string) {
   const run = await store.getRun(dagId, runId);
+  if (!run) await requireKnownDag(store, dagId);
   if (!run) throw new CliError(`DAG '${dagId}' has no run '${runId}'; list runs with \`podflow runs list ${dagId}\``);
   return run;
+}
+
+/** The failed task instances of a run, with their notes, and how to read their logs. */
+export function failedTasksReport(dagId: string, runId: string, tis: TaskInstanceRecord[]): string {
+  const failed = tis.filter((t) => t.state === 'failed' || t.state === 'upstream_failed');
+  if (!failed.length) return '';
+  const lines = failed.map((t) => {
+    const name = t.map_index >= 0 ? `${t.task_id}[${t.map_index}]` : t.task_id;
+    return `  ${name}: ${t.state}${t.note ? ` (${t.note})` : ''}`;
+  });
+  const first = failed.find((t) => t.state === 'failed') ?? failed[0];
+  const mapArg = first.map_index >= 0 ? ` --map-index ${first.map_index}` : '';
+  return `failed task instances:\n${lines.join('\n')}\nread a log with: npx podflow tasks logs ${dagId} ${runId} ${first.task_id}${mapArg}\n`;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -156,7 +186,10 @@ export function buildProgram(ctx: CliContext): Command {
         if (cur.state === 'success' || cur.state === 'failed') {
           if (o.json) ctx.out(JSON.stringify(await runDetail(store, cur), null, 2));
           else ctx.out(`run ${cur.dag_run_id}: ${cur.state}`);
-          if (cur.state !== 'success') process.exitCode = 1;
+          if (cur.state !== 'success') {
+            process.exitCode = 1;
+            if (!o.json) process.stderr.write(failedTasksReport(dagId, cur.dag_run_id, tis));
+          }
           return;
         }
         await sleep(500);
@@ -184,6 +217,7 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--json', 'print JSON')
     .action(async (dagId: string, o: { limit: string; json?: boolean }) => {
       const store = await ctx.store();
+      await requireKnownDag(store, dagId);
       const list = (await store.listRuns(dagId, { limit: Number(o.limit) })).map(dagRunToApi);
       if (o.json) return ctx.out(JSON.stringify(list, null, 2));
       ctx.out(table(['dag_run_id', 'state', 'run_type', 'logical_date', 'start', 'end'], list.map((r) => [r.dag_run_id, r.state, r.run_type, r.logical_date, r.start_date ?? '', r.end_date ?? ''])));
@@ -227,11 +261,30 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--try <n>', 'try number')
     .option('--map-index <n>', 'map index of a mapped task', '-1')
     .action(async (dagId: string, runId: string, taskId: string, o: { try?: string; mapIndex: string }) => {
+      if (!/^-?\d+$/.test(o.mapIndex) || Number(o.mapIndex) < -1) {
+        throw new CliError(`--map-index must be a whole number (0, 1, … for a mapped task; -1 for an unmapped one), not '${o.mapIndex}'`);
+      }
+      if (o.try !== undefined && (!/^\d+$/.test(o.try) || Number(o.try) < 1)) {
+        throw new CliError(`--try must be a try number of 1 or more (1 is the first try), not '${o.try}'`);
+      }
       const store = await ctx.store();
+      await requireRun(store, dagId, runId);
       const key = { dag_id: dagId, dag_run_id: runId, task_id: taskId, map_index: Number(o.mapIndex) };
       const ti = await store.getTi(key);
-      if (!ti) throw new CliError(`no task instance '${taskId}'${key.map_index >= 0 ? `[${key.map_index}]` : ''} in run '${runId}' of DAG '${dagId}'`);
+      if (!ti) {
+        const mapped = (await store.listTis(dagId, runId)).filter((t) => t.task_id === taskId && t.map_index >= 0).map((t) => t.map_index);
+        if (mapped.length && key.map_index === -1) {
+          mapped.sort((a, b) => a - b);
+          throw new CliError(`task '${taskId}' in run '${runId}' of DAG '${dagId}' is mapped: pick one instance with --map-index (valid: ${mapped.join(', ')})`);
+        }
+        if (mapped.length) {
+          mapped.sort((a, b) => a - b);
+          throw new CliError(`task '${taskId}' in run '${runId}' of DAG '${dagId}' has no map index ${key.map_index}; valid map indexes: ${mapped.join(', ')}`);
+        }
+        throw new CliError(`no task instance '${taskId}'${key.map_index >= 0 ? `[${key.map_index}]` : ''} in run '${runId}' of DAG '${dagId}'`);
+      }
       const tryNumber = o.try ? Number(o.try) : ti.try_number;
+      if (ti.try_number === 0) throw new CliError(`task '${taskId}' has not started a try yet (state ${ti.state}); there is no log to show`);
       if (!Number.isInteger(tryNumber) || tryNumber < 1 || tryNumber > ti.try_number) {
         throw new CliError(`task '${taskId}' has ${ti.try_number} tr${ti.try_number === 1 ? 'y' : 'ies'}; pick --try between 1 and ${ti.try_number}`);
       }
@@ -271,9 +324,11 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--description <text>')
     .action(async (name: string, slots: string, o: { description?: string }) => {
       const n = Number(slots);
-      if (!Number.isInteger(n) || n < -1) throw new CliError(`slots must be a whole number >= 0 (or -1 for unlimited), not '${slots}'`);
+      if (!/^-?\d+$/.test(slots) || !Number.isInteger(n) || n < -1) throw new CliError(`slots must be a whole number >= 0 (or -1 for unlimited), not '${slots}'`);
+      if (n > MAX_POOL_SLOTS) throw new CliError(`slots must be at most ${MAX_POOL_SLOTS.toLocaleString('en-US')} (use -1 for unlimited), not ${slots}`);
       if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new CliError(`pool name '${name}' is invalid: use letters, digits and _ . -`);
-      await (await ctx.store()).putPool({ name, slots: n, description: o.description ?? null });
+      // No --description keeps the pool's current one.
+      await (await ctx.store()).putPool({ name, slots: n, description: o.description });
       ctx.out(`pool ${name}: ${n} slots`);
     });
   pools.command('delete <name>').action(async (name: string) => {

@@ -472,8 +472,17 @@ export class StateStore {
 
   // ---- Pools -----------------------------------------------------------------------------
 
-  async putPool(pool: PoolRecord): Promise<void> {
-    await this.redis.hset(this.keys.pools(), pool.name, JSON.stringify({ slots: pool.slots, description: pool.description }));
+  /**
+   * Create or resize a pool. A `description` left undefined keeps the pool's current one
+   * (resizing from the CLI must not wipe it); `null` clears it.
+   */
+  async putPool(pool: Omit<PoolRecord, 'description'> & { description?: string | null }): Promise<void> {
+    let description = pool.description;
+    if (description === undefined) {
+      const raw = await this.redis.hget(this.keys.pools(), pool.name);
+      description = raw ? ((JSON.parse(raw) as { description?: string | null }).description ?? null) : null;
+    }
+    await this.redis.hset(this.keys.pools(), pool.name, JSON.stringify({ slots: pool.slots, description }));
   }
 
   async deletePool(name: string): Promise<boolean> {
