@@ -9,6 +9,8 @@ import type { PodflowConfig } from '../config/config.ts';
 export interface InstanceFile {
   pid: number;
   redis_url: string;
+  /** The private redis-server's pid, when `up` started one. */
+  redis_pid?: number | null;
   api_url: string | null;
   /** Generated operator token, when PODFLOW_API_TOKENS was not set. */
   token: string | null;
@@ -28,12 +30,22 @@ export function removeInstance(config: PodflowConfig): void {
   rmSync(path(config), { force: true });
 }
 
-/** The running instance's file, if its process is still alive. */
-export function readInstance(config: PodflowConfig): InstanceFile | null {
+/** The instance file as written, whether or not its process still runs. */
+export function readInstanceFile(config: PodflowConfig): InstanceFile | null {
   const p = path(config);
   if (!existsSync(p)) return null;
   try {
-    const inst = JSON.parse(readFileSync(p, 'utf8')) as InstanceFile;
+    return JSON.parse(readFileSync(p, 'utf8')) as InstanceFile;
+  } catch {
+    return null;
+  }
+}
+
+/** The running instance's file, if its process is still alive. */
+export function readInstance(config: PodflowConfig): InstanceFile | null {
+  const inst = readInstanceFile(config);
+  if (!inst) return null;
+  try {
     process.kill(inst.pid, 0);
     return inst;
   } catch {

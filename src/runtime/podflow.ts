@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import type { PodflowConfig } from '../config/config.ts';
@@ -151,78 +151,93 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
     },
   };
 
-  if (roles.scheduler) {
-    handle.loader = new DagFolderLoader(store, {
-      folder: config.dagsFolder,
-      importTimeoutMs: config.dagImportTimeoutMs,
-      logger: logger.child({ role: 'loader' }),
-    });
-    await handle.loader.scan();
-    handle.loader.start(config.dagReloadIntervalMs);
-    const sub = connectRedis(config.redisUrl, logger, 'scheduler-events');
-    // Its own connection: a tick's large pipelines must not queue in front of worker commands.
-    const schedRedis = connectRedis(config.redisUrl, logger, 'scheduler');
-    extra.push(sub, schedRedis);
-    const schedQueue = taskQueue(schedRedis, config.prefix);
-    shutdown.push(() => schedQueue.close());
-    handle.scheduler = new Scheduler({
-      store: new StateStore(schedRedis, config.prefix),
-      queue: schedQueue,
-      subscriber: sub,
-      logger: logger.child({ role: 'scheduler' }),
-      intervalMs: config.schedulerIntervalMs,
-      parallelism: config.parallelism,
-      retentionDays: config.retentionDays,
-      hooks: runHooks,
-    });
-    await handle.scheduler.start();
-  }
+  try {
+    if (roles.scheduler) {
+      handle.loader = new DagFolderLoader(store, {
+        folder: config.dagsFolder,
+        importTimeoutMs: config.dagImportTimeoutMs,
+        logger: logger.child({ role: 'loader' }),
+      });
+      // The first scan runs in the background: a DAG file that hangs at import must not keep
+      // the worker and API from starting (it becomes an import error after its time limit).
+      void handle.loader.scan().catch((e) => logger.error({ err: e }, 'the first scan of the DAGs folder failed; it is retried on the next interval'));
+      handle.loader.start(config.dagReloadIntervalMs);
+      const sub = connectRedis(config.redisUrl, logger, 'scheduler-events');
+      // Its own connection: a tick's large pipelines must not queue in front of worker commands.
+      const schedRedis = connectRedis(config.redisUrl, logger, 'scheduler');
+      extra.push(sub, schedRedis);
+      const schedQueue = taskQueue(schedRedis, config.prefix);
+      shutdown.push(() => schedQueue.close());
+      handle.scheduler = new Scheduler({
+        store: new StateStore(schedRedis, config.prefix),
+        queue: schedQueue,
+        subscriber: sub,
+        logger: logger.child({ role: 'scheduler' }),
+        intervalMs: config.schedulerIntervalMs,
+        parallelism: config.parallelism,
+        retentionDays: config.retentionDays,
+        hooks: runHooks,
+      });
+      await handle.scheduler.start();
+    }
 
-  if (roles.worker) {
-    // Task code (inline functions, commands, child processes) learns the artifacts folder from the environment.
-    process.env.PODFLOW_ARTIFACTS = config.artifactsFolder;
-    const python = new PythonOperator({ maxIdleProcesses: config.workerConcurrency });
-    operators.register(python);
-    shutdown.push(() => python.close());
-    operators.register(new CommandOperator());
-    operators.register(new SensorOperator({ sensors, store }));
-    const plugins = await loadPlugins(
-      config.pluginsFolder,
-      { operators, sensors, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
-      logger,
-    );
-    if (plugins.length) logger.info({ plugins }, `plugins loaded: ${plugins.join(', ')}`);
-    const conn = connectRedis(config.redisUrl, logger, 'worker-jobs');
-    const sub = connectRedis(config.redisUrl, logger, 'worker-kills');
-    extra.push(conn, sub);
-    handle.worker = new TaskWorker({
-      store,
-      connection: conn,
-      subscriber: sub,
-      queue,
-      operators,
-      logger: logger.child({ role: 'worker' }),
-      prefix: config.prefix,
-      concurrency: config.workerConcurrency,
-      name: config.workerName,
-      parallelism: config.parallelism,
-      lockDurationMs: config.workerLockMs,
-      hooks: tryHooks,
-    });
-    await handle.worker.start();
-  }
+    if (roles.worker) {
+      // Task code (inline functions, commands, child processes) learns the artifacts folder from the environment.
+      process.env.PODFLOW_ARTIFACTS = config.artifactsFolder;
+      const python = new PythonOperator({ maxIdleProcesses: config.workerConcurrency });
+      operators.register(python);
+      shutdown.push(() => python.close());
+      operators.register(new CommandOperator());
+      operators.register(new SensorOperator({ sensors, store }));
+      const plugins = await loadPlugins(
+        config.pluginsFolder,
+        { operators, sensors, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
+        logger,
+      );
+      if (plugins.length) logger.info({ plugins }, `plugins loaded: ${plugins.join(', ')}`);
+      const conn = connectRedis(config.redisUrl, logger, 'worker-jobs');
+      const sub = connectRedis(config.redisUrl, logger, 'worker-kills');
+      extra.push(conn, sub);
+      handle.worker = new TaskWorker({
+        store,
+        connection: conn,
+        subscriber: sub,
+        queue,
+        operators,
+        logger: logger.child({ role: 'worker' }),
+        prefix: config.prefix,
+        concurrency: config.workerConcurrency,
+        name: config.workerName,
+        parallelism: config.parallelism,
+        lockDurationMs: config.workerLockMs,
+        hooks: tryHooks,
+      });
+      await handle.worker.start();
+    }
 
-  if (roles.api) {
-    metrics.watchState(store, queue);
-    const app = createApiServer({ store, config, logger: logger.child({ role: 'api' }), tokens: opts.tokens ?? [], lineage, queue, metrics });
-    const server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, () => resolve(s));
-      s.once('error', reject);
-    });
-    const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : config.port;
-    handle.api = { server, url: `http://${config.host}:${port}` };
-    logger.info({ url: handle.api.url }, `API listening on ${handle.api.url}`);
+    if (roles.api) {
+      metrics.watchState(store, queue);
+      const app = createApiServer({ store, config, logger: logger.child({ role: 'api' }), tokens: opts.tokens ?? [], lineage, queue, metrics });
+      const server = await new Promise<Server>((resolve, reject) => {
+        const s = createServer(app);
+        s.once('error', (e: NodeJS.ErrnoException) =>
+          reject(
+            e.code === 'EADDRINUSE'
+              ? new Error(`port ${config.port} on ${config.host} is already in use (another Podflow?); stop that process or set PORT to a free port`)
+              : e,
+          ),
+        );
+        s.listen(config.port, config.host, () => resolve(s));
+      });
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      handle.api = { server, url: `http://${config.host}:${port}` };
+      logger.info({ url: handle.api.url }, `API listening on ${handle.api.url}`);
+    }
+  } catch (e) {
+    // A role that fails to start (port in use, bad plugin config) must not leave connections or timers behind.
+    await handle.stop().catch(() => {});
+    throw e;
   }
   return handle;
 }

@@ -72,6 +72,7 @@ export const one = dag({ dag_id: 'one', schedule: null }, (d) => { d.task('t', a
     PODFLOW_SCHEDULER_INTERVAL_MS: '1000',
   });
   const pf = await startPodflow({ config, roles: { scheduler: true, worker: true }, logger: pino({ level: 'silent' }) });
+  await pf.loader!.scan();
   const wait = async (dagId: string, runId: string) => {
     for (;;) {
       const r = await pf.store.getRun(dagId, runId);

@@ -29,7 +29,7 @@ export const inline = dag({ dag_id: 'timeout_inline', schedule: null }, (d) => {
   d.task('inline', async (ctx) => {
     await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
     appendFileSync(new URL('./signal.log', import.meta.url), 'aborted: ' + ctx.signal.reason.kind + '\\n');
-  }, { execution_timeout: '300ms' });
+  }, { execution_timeout: '300ms', isolation: 'inline' }); // in the worker's event loop: told through ctx.signal
 });
 `;
 

@@ -61,6 +61,7 @@ export async function startTestPodflow(
     tokens: parseTokens(`operator:${OPERATOR_TOKEN},viewer:${VIEWER_TOKEN}`),
     ...opts.hooks,
   });
+  await handle.loader?.scan(); // tests start with every DAG file loaded
   return Object.assign(handle, {
     folder,
     async waitForRun(dagId: string, runId: string, timeoutMs = 30_000) {
