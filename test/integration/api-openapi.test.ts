@@ -87,7 +87,7 @@ describe('REST API contract', () => {
     expect(await again.json()).toMatchObject({
       status: 409,
       title: 'Conflict',
-      detail: "DAG 'api_dag' already has a run for logical date 2026-03-01T00:00:00.000Z ('manual__2026-03-01T00:00:00.000Z'); pick another logical_date or clear that run",
+      detail: "DAG 'api_dag' already has a run for logical date 2026-03-01T00:00:00.000Z ('manual__2026-03-01T00:00:00.000Z'); pick another logical date (CLI --logical-date, API field logical_date) or clear that run",
     });
   });
 });

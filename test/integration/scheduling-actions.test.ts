@@ -135,13 +135,13 @@ describe('operator actions, run timeout and run uniqueness end to end', () => {
     expect(await again.json()).toEqual({
       status: 409,
       title: 'Conflict',
-      detail: "DAG 'clearable' already has a run for logical date 2026-05-01T00:00:00.000Z ('manual__2026-05-01T00:00:00.000Z'); pick another logical_date or clear that run",
+      detail: "DAG 'clearable' already has a run for logical date 2026-05-01T00:00:00.000Z ('manual__2026-05-01T00:00:00.000Z'); pick another logical date (CLI --logical-date, API field logical_date) or clear that run",
       type: '/api/v1/openapi.json#/components/responses/AlreadyExists',
     });
     const sameId = await post({ logical_date: '2026-05-02T00:00:00Z', dag_run_id: 'manual__2026-05-01T00:00:00.000Z' });
     expect(sameId.status).toBe(409);
     expect(((await sameId.json()) as { detail: string }).detail).toBe(
-      "DAG 'clearable' already has a run with id 'manual__2026-05-01T00:00:00.000Z'; pick another dag_run_id",
+      "DAG 'clearable' already has a run with id 'manual__2026-05-01T00:00:00.000Z'; pick another run id (CLI --run-id, API field dag_run_id)",
     );
     expect((await pf.store.listRuns('clearable')).filter((r) => r.logical_date.startsWith('2026-05')).length).toBe(1);
   });
