@@ -9,16 +9,18 @@ export class CommandOperator implements Operator {
 
   async execute(req: OperatorRunRequest): Promise<TaskOutcome> {
     const args = req.task.operator_args as { argv: string[]; env: Record<string, string>; cwd: string | null };
-    const ctx = { ...req.context, run_id: req.context.run_id };
+    const ctx = req.context;
     let argv: string[];
+    let userEnv: Record<string, string>;
     try {
       argv = args.argv.map((a) => renderTemplate(a, ctx));
+      userEnv = Object.fromEntries(Object.entries(args.env ?? {}).map(([k, v]) => [k, renderTemplate(String(v), ctx)]));
     } catch (e) {
       return { state: 'failed', fatal: true, error: `task '${req.task.task_id}': ${(e as Error).message}` };
     }
     const env = {
       ...process.env,
-      ...args.env,
+      ...userEnv,
       PODFLOW_DAG_ID: req.dag.dag_id,
       PODFLOW_RUN_ID: req.run.dag_run_id,
       PODFLOW_TASK_ID: req.task.task_id,

@@ -14,7 +14,7 @@ export default dag({ dag_id: 'pipeline', schedule: null }, (d) => {
     const up = (await ctx.xcom.pull('extract')) as { rows: number[] };
     return up.rows.map((r) => r * 2);
   });
-  const shout = d.command('shout', ['node', '-e', 'console.log("dag=" + process.env.PODFLOW_DAG_ID + " ds={{ ds }}")']);
+  const shout = d.command('shout', ['node', '-e', 'console.log("dag=" + process.env.PODFLOW_DAG_ID + " ds={{ ds }}" + process.env.WHO)'], { env: { WHO: ' run={{ run_id }}' } });
   extract.then([double, shout]);
 });
 `;
@@ -59,9 +59,9 @@ describe('trigger to success through scheduler and worker', () => {
     expect(await pf.store.getXcom({ ...key, task_id: 'double' }, 'return_value')).toEqual([2, 4, 6]);
     expect(await pf.store.getMetrics({ ...key, task_id: 'extract' })).toEqual({ rows: 3 });
     const ds = run.logical_date.slice(0, 10);
-    expect(await pf.store.getXcom({ ...key, task_id: 'shout' }, 'return_value')).toBe(`dag=pipeline ds=${ds}`);
+    expect(await pf.store.getXcom({ ...key, task_id: 'shout' }, 'return_value')).toBe(`dag=pipeline ds=${ds} run=${run.dag_run_id}`);
     const log = await pf.store.readLog({ ...key, task_id: 'shout' }, 1);
-    expect(log.some((l) => l.endsWith(`{stdout} dag=pipeline ds=${ds}`))).toBe(true);
+    expect(log.some((l) => l.endsWith(`{stdout} dag=pipeline ds=${ds} run=${run.dag_run_id}`))).toBe(true);
   });
 
   it('retries a failing command with its delay, then fails the run and marks downstream upstream_failed', async () => {
