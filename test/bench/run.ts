@@ -56,10 +56,14 @@ async function podflow(url: string) {
   writeFileSync(
     join(dir, 'wide.ts'),
     `import { dag } from 'podflow';
-export const wide = dag({ dag_id: 'wide', schedule: null, max_active_tasks: 100000 }, (d) => {
+// isolation 'inline' measures orchestration itself; 'wide_process' adds the child-process pool.
+export const wide = dag({ dag_id: 'wide', schedule: null, max_active_tasks: 100000, default_args: { isolation: 'inline' } }, (d) => {
   for (let i = 0; i < ${N}; i++) d.task('t' + i, async () => i);
 });
-export const one = dag({ dag_id: 'one', schedule: null }, (d) => { d.task('t', async () => 1); });
+export const wideProcess = dag({ dag_id: 'wide_process', schedule: null, max_active_tasks: 100000 }, (d) => {
+  for (let i = 0; i < ${Math.min(N, 200)}; i++) d.task('t' + i, async () => i);
+});
+export const one = dag({ dag_id: 'one', schedule: null, default_args: { isolation: 'inline' } }, (d) => { d.task('t', async () => 1); });
 `,
   );
   const config = loadConfig({
@@ -85,6 +89,10 @@ export const one = dag({ dag_id: 'one', schedule: null }, (d) => { d.task('t', a
   const res = await wait('wide', run.dag_run_id);
   const wideMs = performance.now() - t0;
   if (res.state !== 'success') throw new Error('wide run failed');
+  const p0 = performance.now();
+  const prun = await triggerDagRun(pf.store, (await pf.store.getDag('wide_process'))!);
+  if ((await wait('wide_process', prun.dag_run_id)).state !== 'success') throw new Error('wide_process run failed');
+  const processMs = performance.now() - p0;
   const lat: number[] = [];
   const one = (await pf.store.getDag('one'))!;
   for (let i = 0; i < RUNS; i++) {
@@ -95,7 +103,7 @@ export const one = dag({ dag_id: 'one', schedule: null }, (d) => { d.task('t', a
   }
   await pf.stop();
   rmSync(dir, { recursive: true, force: true });
-  return { wideMs, lat };
+  return { wideMs, processMs, lat };
 }
 
 const server = process.env.REDIS_URL ? null : await startPrivateRedis();
@@ -104,7 +112,9 @@ console.log(`bench: ${N} trivial tasks, concurrency ${CONCURRENCY}, redis ${url}
 const raw = await rawBullmq(url);
 console.log(`raw BullMQ      : ${N} jobs in ${raw.toFixed(0)} ms = ${((N / raw) * 1000).toFixed(0)} jobs/s`);
 const pf = await podflow(url);
-console.log(`podflow         : ${N} tasks of one run in ${pf.wideMs.toFixed(0)} ms = ${((N / pf.wideMs) * 1000).toFixed(0)} tasks/s (${(pf.wideMs / raw).toFixed(1)}x raw BullMQ time)`);
+console.log(`podflow inline  : ${N} tasks of one run in ${pf.wideMs.toFixed(0)} ms = ${((N / pf.wideMs) * 1000).toFixed(0)} tasks/s (${(pf.wideMs / raw).toFixed(1)}x raw BullMQ time)`);
+const np = Math.min(N, 200);
+console.log(`podflow process: ${np} tasks in pooled child processes (default isolation) in ${pf.processMs.toFixed(0)} ms = ${((np / pf.processMs) * 1000).toFixed(0)} tasks/s`);
 console.log(`podflow latency : trigger -> success of a 1-task run over ${RUNS} runs: p50 ${pct(pf.lat, 50).toFixed(0)} ms, p95 ${pct(pf.lat, 95).toFixed(0)} ms`);
 await server?.stop();
 process.exit(0);
