@@ -241,14 +241,25 @@ export class TaskWorker {
     if (ctl.signal.aborted && reason?.kind === 'timeout' && outcome.state !== 'failed') {
       outcome = { state: 'failed', error: reason.message };
     }
-    const final = await this.finish(dag, task, run, ti, outcome, taskLog, ctl.signal.aborted && reason?.kind === 'killed');
-    await taskLog.flush();
+    const killed = ctl.signal.aborted && reason?.kind === 'killed';
+    // The try's record (lineage, dataset events, metrics) is written before its state, so once a
+    // run is seen finished, every try of it is recorded and its events went out first.
     const metrics = await store.getMetrics(ti).catch(() => ({}));
     try {
-      await hooks?.tryFinished?.({ ...info, ended_at: new Date(), outcome, final_state: final, artifacts_registered: registered, metrics, abort_reason: ctl.signal.aborted ? reason : undefined });
+      await hooks?.tryFinished?.({
+        ...info,
+        ended_at: new Date(),
+        outcome,
+        final_state: plannedState(ti, outcome, killed),
+        artifacts_registered: registered,
+        metrics,
+        abort_reason: ctl.signal.aborted ? reason : undefined,
+      });
     } catch (e) {
       log.error({ err: e }, 'recording lineage for the try failed (the task outcome stands)');
     }
+    await this.finish(dag, task, run, ti, outcome, taskLog, killed);
+    await taskLog.flush();
     return 'done';
   }
 
@@ -423,6 +434,14 @@ export class TaskWorker {
       },
     };
   }
+}
+
+/** The state finish() will write for this outcome (unless the instance moved on meanwhile). */
+function plannedState(ti: TaskInstanceRecord, outcome: TaskOutcome, killed: boolean): string {
+  if (killed) return 'killed';
+  if (outcome.state !== 'failed') return outcome.state;
+  const maxTries = outcome.free_retry ? ti.max_tries + 1 : ti.max_tries;
+  return !outcome.fatal && ti.try_number < maxTries ? 'up_for_retry' : 'failed';
 }
 
 function keyOf(ti: TaskInstanceRecord) {
