@@ -310,13 +310,13 @@ export class Dag {
   /** An inline async function run in the worker process. */
   task(task_id: string, fn: TaskFunction, options: TaskOptions = {}): TaskRef {
     this.callables.set(task_id, fn);
-    return this.add(task_id, 'python', {}, options, options, TASK_OPTION_KEYS);
+    return this.add(task_id, 'inline', {}, options, options, TASK_OPTION_KEYS);
   }
 
   /** A branch: `fn` returns the id(s) of the direct downstream task(s) to follow. */
   branch(task_id: string, fn: BranchFunction, options: TaskOptions = {}): TaskRef {
     this.callables.set(task_id, fn);
-    return this.add(task_id, 'python', { branch: true }, options, options, TASK_OPTION_KEYS);
+    return this.add(task_id, 'inline', { branch: true }, options, options, TASK_OPTION_KEYS);
   }
 
   /** A child process: argv is passed as is, never through a shell; a non-zero exit fails the try. */
@@ -458,7 +458,7 @@ export class Dag {
       tasks.push({
         task_id: d.task_id,
         operator: d.operator,
-        operator_args: d.operator === 'python' ? { ...d.operator_args, isolation: t.isolation ?? 'process' } : d.operator_args,
+        operator_args: d.operator === 'inline' ? { ...d.operator_args, isolation: t.isolation ?? 'process' } : d.operator_args,
         upstream_task_ids: [...d.upstream].sort(),
         downstream_task_ids: (downstream.get(d.task_id) ?? []).sort(),
         trigger_rule,

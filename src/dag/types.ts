@@ -56,7 +56,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** Everything the scheduler and a worker need to know about one task, without user code. */
 export interface TaskSpec {
   task_id: string;
-  /** Operator type, resolved through the operator registry ("python", "command", "pod", "sensor:file" …). */
+  /** Operator type, resolved through the operator registry ("inline", "command", "sensor", "pod" …). */
   operator: string;
   /** Operator arguments; must be JSON. Inline functions stay in the DAG file and are looked up by task id. */
   operator_args: Record<string, Json>;

@@ -1,6 +1,6 @@
 import type { Operator } from './operator.ts';
 
-/** Operators by type. The core registers "python" and "command"; plugins add the rest. */
+/** Operators by type. The core registers "inline", "command" and "sensor"; plugins add the rest. */
 export class OperatorRegistry {
   private readonly byType = new Map<string, Operator>();
 

@@ -4,7 +4,7 @@ import pino, { type Logger } from 'pino';
 import type { PodflowConfig } from '../config/config.ts';
 import { CommandOperator } from '../executor/command-operator.ts';
 import { loadPlugins } from '../executor/plugins.ts';
-import { PythonOperator } from '../executor/python-operator.ts';
+import { InlineOperator } from '../executor/inline-operator.ts';
 import { OperatorRegistry } from '../executor/registry.ts';
 import { DagFolderLoader } from '../loader/dag-loader.ts';
 import { Scheduler, type RunHooks } from '../scheduler/scheduler.ts';
@@ -184,9 +184,9 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
     if (roles.worker) {
       // Task code (inline functions, commands, child processes) learns the artifacts folder from the environment.
       process.env.PODFLOW_ARTIFACTS = config.artifactsFolder;
-      const python = new PythonOperator({ maxIdleProcesses: config.workerConcurrency });
-      operators.register(python);
-      shutdown.push(() => python.close());
+      const inline = new InlineOperator({ maxIdleProcesses: config.workerConcurrency });
+      operators.register(inline);
+      shutdown.push(() => inline.close());
       operators.register(new CommandOperator());
       operators.register(new SensorOperator({ sensors, store }));
       const plugins = await loadPlugins(

@@ -32,7 +32,7 @@ describe('stable REST API routes beyond the core', () => {
     expect(status).toBe(200);
     const tasks = body.tasks as Record<string, unknown>[];
     expect(tasks.map((t) => [t.task_id, t.operator_name, t.downstream_task_ids])).toEqual([
-      ['extract', 'python', ['wait']],
+      ['extract', 'inline', ['wait']],
       ['wait', 'sensor', []],
     ]);
     expect(tasks[0]).toMatchObject({ retries: 2, retry_delay: { __type: 'TimeDelta', days: 0, seconds: 90, microseconds: 0 }, outlets: ['dataset://s/out'], doc_md: 'pull rows' });

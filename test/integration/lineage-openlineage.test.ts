@@ -77,7 +77,7 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 function taskSpec(task_id: string, over: Partial<TaskSpec> = {}): TaskSpec {
   return {
     task_id,
-    operator: 'python',
+    operator: 'inline',
     operator_args: {},
     upstream_task_ids: [],
     downstream_task_ids: [],
@@ -160,7 +160,7 @@ function ti(run: DagRunRecord, task_id: string, try_number = 1): TaskInstanceRec
     pool: 'default_pool',
     pool_slots: 1,
     priority_weight: 1,
-    operator: 'python',
+    operator: 'inline',
     queued_when: null,
     next_attempt_at: null,
     sensor_started_at: null,

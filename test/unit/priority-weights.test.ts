@@ -4,7 +4,7 @@ import { priorityWeights } from '../../src/scheduler/priority-weights.ts';
 
 function task(task_id: string, upstream: string[], priority_weight = 1, weight_rule: WeightRule = 'downstream'): TaskSpec {
   return {
-    task_id, operator: 'python', operator_args: {}, upstream_task_ids: upstream, downstream_task_ids: [],
+    task_id, operator: 'inline', operator_args: {}, upstream_task_ids: upstream, downstream_task_ids: [],
     trigger_rule: 'all_success', retries: 0, retry_delay_ms: 0, retry_exponential_backoff: false, max_retry_delay_ms: null,
     execution_timeout_ms: null, pool: 'default_pool', pool_slots: 1, priority_weight, weight_rule, queue: 'default',
     depends_on_past: false, wait_for_downstream: false, task_group: null, inlets: [], outlets: [], artifacts: [], expand: null, doc: null,

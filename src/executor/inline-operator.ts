@@ -8,8 +8,8 @@ import type { AbortReason, Operator, OperatorRunRequest, TaskContext } from './o
  * Runs an inline task function: by default in a pooled child process (isolation: 'process'),
  * or in the worker's own event loop (isolation: 'inline').
  */
-export class PythonOperator implements Operator {
-  readonly type = 'python';
+export class InlineOperator implements Operator {
+  readonly type = 'inline';
   private readonly pool: InlineProcessPool;
 
   constructor(opts: { maxIdleProcesses?: number } = {}) {
