@@ -152,6 +152,16 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
   };
 
   try {
+    // Plugins add operators (for workers) and sensors (for workers, and for the scheduler's
+    // sensor-triggered DAGs), so both roles load them, before either starts.
+    if (roles.worker || roles.scheduler) {
+      const plugins = await loadPlugins(
+        config.pluginsFolder,
+        { operators, sensors, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
+        logger,
+      );
+      if (plugins.length) logger.info({ plugins }, `plugins loaded: ${plugins.join(', ')}`);
+    }
     if (roles.scheduler) {
       handle.loader = new DagFolderLoader(store, {
         folder: config.dagsFolder,
@@ -189,12 +199,6 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
       shutdown.push(() => inline.close());
       operators.register(new CommandOperator());
       operators.register(new SensorOperator({ sensors, store }));
-      const plugins = await loadPlugins(
-        config.pluginsFolder,
-        { operators, sensors, config, logger, redis, onShutdown: (fn) => shutdown.push(fn) },
-        logger,
-      );
-      if (plugins.length) logger.info({ plugins }, `plugins loaded: ${plugins.join(', ')}`);
       const conn = connectRedis(config.redisUrl, logger, 'worker-jobs');
       const sub = connectRedis(config.redisUrl, logger, 'worker-kills');
       extra.push(conn, sub);
