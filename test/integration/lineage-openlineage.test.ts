@@ -12,6 +12,7 @@ import addFormats from 'ajv-formats';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { openLineageSchemaDir } from '../support/openlineage-schema.ts';
+import { dagSpec as baseDagSpec, runRecord as baseRunRecord, taskSpec as baseTaskSpec } from '../support/records.ts';
 import { redisUrl, uniquePrefix } from '../support/redis.ts';
 import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskSpec } from '../../src/dag/types.ts';
 import { createLineage, type Lineage } from '../../src/lineage/lineage.ts';
@@ -74,74 +75,14 @@ function loadSchemas(): void {
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
-function taskSpec(task_id: string, over: Partial<TaskSpec> = {}): TaskSpec {
-  return {
-    task_id,
-    operator: 'inline',
-    operator_args: {},
-    upstream_task_ids: [],
-    downstream_task_ids: [],
-    trigger_rule: 'all_success',
-    retries: 0,
-    retry_delay_ms: 1000,
-    retry_exponential_backoff: false,
-    max_retry_delay_ms: null,
-    execution_timeout_ms: null,
-    pool: 'default_pool',
-    pool_slots: 1,
-    priority_weight: 1,
-    weight_rule: 'downstream',
-    queue: 'default',
-    depends_on_past: false,
-    wait_for_downstream: false,
-    task_group: null,
-    inlets: [],
-    outlets: [],
-    artifacts: [],
-    expand: null,
-    doc: null,
-    ...over,
-  };
-}
+const taskSpec = baseTaskSpec;
 
 function dagSpec(dag_id: string, file: string, tasks: TaskSpec[], params: Record<string, Json> = {}): DagSpec {
-  return {
-    dag_id,
-    description: null,
-    file,
-    file_hash: sha(file),
-    schedule: { cron: null, timezone: 'UTC', datasets: null },
-    start_date: null,
-    end_date: null,
-    catchup: false,
-    tags: [],
-    params,
-    max_active_runs: 1,
-    max_active_tasks: 16,
-    dagrun_timeout_ms: null,
-    owner: 'ml',
-    tasks,
-    extra: {},
-  };
+  return baseDagSpec(dag_id, tasks, { file, file_hash: sha(file), params, max_active_runs: 1 });
 }
 
 function runRecord(dag_id: string, run_id: string): DagRunRecord {
-  return {
-    dag_id,
-    dag_run_id: run_id,
-    run_type: 'manual',
-    state: 'running',
-    logical_date: '2026-12-03T10:00:00.000Z',
-    data_interval_start: '2026-12-02T10:00:00.000Z',
-    data_interval_end: '2026-12-03T10:00:00.000Z',
-    conf: {},
-    external_trigger: true,
-    queued_at: null,
-    start_date: '2026-12-03T10:00:00.000Z',
-    end_date: '2026-12-03T10:01:00.000Z',
-    last_scheduling_decision: null,
-    note: null,
-  };
+  return baseRunRecord(dag_id, run_id, { end_date: '2026-12-03T10:01:00.000Z' });
 }
 
 function ti(run: DagRunRecord, task_id: string, try_number = 1): TaskInstanceRecord {

@@ -13,78 +13,19 @@ import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskOutcome, Task
 import { createLineage, type Lineage, type TryEndInfo } from '../../src/lineage/lineage.ts';
 import { lineageGraph, renderProvenance, renderTree, runProvenance, type DatasetNode, type TryNode } from '../../src/lineage/query.ts';
 import { LineageStore } from '../../src/lineage/store.ts';
+import { dagSpec as baseDagSpec, runRecord as baseRunRecord, taskSpec as baseTaskSpec } from '../support/records.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const silent = pino({ level: 'silent' });
 
-function taskSpec(task_id: string, over: Partial<TaskSpec> = {}): TaskSpec {
-  return {
-    task_id,
-    operator: 'inline',
-    operator_args: {},
-    upstream_task_ids: [],
-    downstream_task_ids: [],
-    trigger_rule: 'all_success',
-    retries: 0,
-    retry_delay_ms: 1000,
-    retry_exponential_backoff: false,
-    max_retry_delay_ms: null,
-    execution_timeout_ms: null,
-    pool: 'default_pool',
-    pool_slots: 1,
-    priority_weight: 1,
-    weight_rule: 'downstream',
-    queue: 'default',
-    depends_on_past: false,
-    wait_for_downstream: false,
-    task_group: null,
-    inlets: [],
-    outlets: [],
-    artifacts: [],
-    expand: null,
-    doc: null,
-    ...over,
-  };
-}
+const taskSpec = baseTaskSpec;
 
 function dagSpec(file: string, fileHash: string, tasks: TaskSpec[], params: Record<string, Json> = {}): DagSpec {
-  return {
-    dag_id: 'iris_training',
-    description: null,
-    file,
-    file_hash: fileHash,
-    schedule: { cron: '@daily', timezone: 'UTC', datasets: null },
-    start_date: null,
-    end_date: null,
-    catchup: false,
-    tags: [],
-    params,
-    max_active_runs: 1,
-    max_active_tasks: 16,
-    dagrun_timeout_ms: null,
-    owner: 'ml',
-    tasks,
-    extra: {},
-  };
+  return baseDagSpec('iris_training', tasks, { file, file_hash: fileHash, params, max_active_runs: 1, schedule: { cron: '@daily', timezone: 'UTC', datasets: null } });
 }
 
 function runRecord(run_id: string, conf: Record<string, Json> = {}): DagRunRecord {
-  return {
-    dag_id: 'iris_training',
-    dag_run_id: run_id,
-    run_type: 'manual',
-    state: 'running',
-    logical_date: '2026-12-03T10:00:00.000Z',
-    data_interval_start: '2026-12-02T10:00:00.000Z',
-    data_interval_end: '2026-12-03T10:00:00.000Z',
-    conf,
-    external_trigger: true,
-    queued_at: null,
-    start_date: '2026-12-03T10:00:00.000Z',
-    end_date: null,
-    last_scheduling_decision: null,
-    note: null,
-  };
+  return baseRunRecord('iris_training', run_id, { conf });
 }
 
 function ti(run_id: string, task_id: string, try_number: number, start: string, end: string): TaskInstanceRecord {

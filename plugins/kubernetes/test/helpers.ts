@@ -4,8 +4,9 @@
 import pino from 'pino';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { isValidDns1123Label, isValidLabelValue } from '../pod-names.ts';
-import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskSpec } from '../../../src/dag/types.ts';
+import type { Json } from '../../../src/dag/types.ts';
 import type { AbortReason, OperatorRunRequest, TaskContext, TaskLogger } from '../../../src/executor/operator.ts';
+import { dagSpec, runRecord, taskSpec, tiRecord } from '../../../test/support/records.ts';
 
 export const silent = pino({ level: 'silent' });
 
@@ -50,87 +51,11 @@ export function podRequest(p: RequestParts): TestRequest {
   const dagId = p.dagId ?? 'gpu_finetune';
   const taskId = p.taskId ?? 'train';
   const runId = p.runId ?? 'manual__2026-12-03T18:00:00+00:00';
-  const task: TaskSpec = {
-    task_id: taskId,
-    operator: 'pod',
-    operator_args: p.args,
-    upstream_task_ids: [],
-    downstream_task_ids: [],
-    trigger_rule: 'all_success',
-    retries: 3,
-    retry_delay_ms: 1000,
-    retry_exponential_backoff: false,
-    max_retry_delay_ms: null,
-    execution_timeout_ms: null,
-    pool: 'default_pool',
-    pool_slots: 1,
-    priority_weight: 1,
-    weight_rule: 'downstream',
-    queue: 'default',
-    depends_on_past: false,
-    wait_for_downstream: false,
-    task_group: null,
-    inlets: [],
-    outlets: [],
-    artifacts: [],
-    expand: null,
-    doc: null,
-  };
-  const dag: DagSpec = {
-    dag_id: dagId,
-    description: null,
-    file: p.file ?? 'dags/gpu_finetune.ts',
-    file_hash: 'f'.repeat(64),
-    schedule: { cron: null, timezone: 'UTC', datasets: null },
-    start_date: '2026-01-01T00:00:00Z',
-    end_date: null,
-    catchup: false,
-    tags: [],
-    params: p.params ?? {},
-    max_active_runs: 16,
-    max_active_tasks: 16,
-    dagrun_timeout_ms: null,
-    owner: 'ml',
-    tasks: [task],
-    extra: {},
-  };
-  const run: DagRunRecord = {
-    dag_id: dagId,
-    dag_run_id: runId,
-    run_type: 'manual',
-    state: 'running',
-    logical_date: '2026-12-03T18:00:00.000Z',
-    data_interval_start: '2026-12-03T18:00:00.000Z',
-    data_interval_end: '2026-12-03T18:00:00.000Z',
-    conf: p.conf ?? {},
-    external_trigger: true,
-    queued_at: null,
-    start_date: null,
-    end_date: null,
-    last_scheduling_decision: null,
-    note: null,
-  };
-  const ti: TaskInstanceRecord = {
-    dag_id: dagId,
-    dag_run_id: runId,
-    task_id: taskId,
-    map_index: p.mapIndex ?? -1,
-    state: 'running',
-    try_number: p.tryNumber ?? 1,
-    max_tries: 4,
-    start_date: null,
-    end_date: null,
-    duration: null,
-    hostname: 'test',
-    pool: 'default_pool',
-    pool_slots: 1,
-    priority_weight: 1,
-    operator: 'pod',
-    queued_when: null,
-    next_attempt_at: null,
-    sensor_started_at: null,
-    note: null,
-  };
+  const task = taskSpec(taskId, { operator: 'pod', operator_args: p.args, retries: 3 });
+  const dag = dagSpec(dagId, [task], { file: p.file ?? 'dags/gpu_finetune.ts', start_date: '2026-01-01T00:00:00Z', params: p.params ?? {} });
+  const at = '2026-12-03T18:00:00.000Z';
+  const run = runRecord(dagId, runId, { logical_date: at, data_interval_start: at, data_interval_end: at, conf: p.conf ?? {}, start_date: null });
+  const ti = tiRecord(dagId, runId, taskId, { map_index: p.mapIndex ?? -1, try_number: p.tryNumber ?? 1, max_tries: 4, operator: 'pod' });
   const controller = new AbortController();
   const log = collectingLogger();
   const metrics: Record<string, number> = {};
