@@ -34,6 +34,8 @@ export interface PodflowConfig {
   workerName: string;
   /** A dead worker's try is taken over after about this long (BullMQ lock duration). */
   workerLockMs: number;
+  /** Lines kept per try's log (the tail); older ones are dropped with a note. */
+  taskLogMaxLines: number;
   /** The raw environment, for plugins' own settings (e.g. PODFLOW_KUBE_*). */
   env: Record<string, string | undefined>;
 }
@@ -65,6 +67,7 @@ export const ENV_VARS: EnvVarDoc[] = [
   { name: 'PODFLOW_RETENTION_DAYS', default: '30', description: 'days finished runs, logs and XComs are kept' },
   { name: 'LOG_LEVEL', default: 'info', description: 'pino log level (trace, debug, info, warn, error)' },
   { name: 'PODFLOW_WORKER_LOCK_MS', default: '30000', description: "a crashed worker's running tries are taken over after about this long" },
+  { name: 'PODFLOW_TASK_LOG_MAX_LINES', default: '100000', description: "lines kept per try's log; beyond it the oldest are dropped, with a note" },
   { name: 'PODFLOW_WORKER_NAME', default: '<hostname>:<pid>', description: 'name this worker reports on task instances' },
   ...OPENLINEAGE_ENV_VARS,
 ];
@@ -103,6 +106,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: env.LOG_LEVEL || 'info',
     workerName: env.PODFLOW_WORKER_NAME || `${hostname()}:${process.pid}`,
     workerLockMs: int(env, 'PODFLOW_WORKER_LOCK_MS', 30_000, 1000),
+    taskLogMaxLines: int(env, 'PODFLOW_TASK_LOG_MAX_LINES', 100_000, 10),
     env,
   };
 }

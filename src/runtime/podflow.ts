@@ -214,6 +214,7 @@ export async function startPodflow(opts: StartOptions): Promise<PodflowHandle> {
         name: config.workerName,
         parallelism: config.parallelism,
         lockDurationMs: config.workerLockMs,
+      logMaxLines: config.taskLogMaxLines,
         hooks: tryHooks,
       });
       await handle.worker.start();

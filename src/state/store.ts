@@ -466,6 +466,12 @@ export class StateStore {
     await this.redis.rpush(this.keys.log(k, tryNumber), ...lines);
   }
 
+  /** Keep the last `maxLines` lines of a try's log, the first of them replaced by `note`. */
+  async keepLogTail(k: TaskInstanceKey, tryNumber: number, maxLines: number, note: string): Promise<void> {
+    const key = this.keys.log(k, tryNumber);
+    await this.redis.multi().ltrim(key, -maxLines, -1).lset(key, 0, note).exec();
+  }
+
   async readLog(k: TaskInstanceKey, tryNumber: number, from = 0): Promise<string[]> {
     return this.redis.lrange(this.keys.log(k, tryNumber), from, -1);
   }

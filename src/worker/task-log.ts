@@ -12,12 +12,20 @@ export class TaskLog implements TaskLogger {
   private buffer: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** Lines this try wrote so far (this object is the try's only writer while it runs). */
+  private total = 0;
 
+  /**
+   * @param maxLines lines kept per try: beyond it the oldest lines are dropped and the first
+   *   line says how many, so a runaway task cannot exhaust Redis memory (the tail, where a
+   *   failure shows, is kept).
+   */
   constructor(
     private readonly store: StateStore,
     private readonly ti: TaskInstanceKey,
     private readonly tryNumber: number,
     private readonly logger: Logger,
+    private readonly maxLines = 100_000,
   ) {}
 
   debug(msg: string, fields?: Record<string, unknown>) {
@@ -58,11 +66,19 @@ export class TaskLog implements TaskLogger {
     this.timer = undefined;
     const lines = this.buffer;
     this.buffer = [];
-    this.flushing = this.flushing.then(() =>
-      this.store.appendLog(this.ti, this.tryNumber, lines).catch((e) => {
+    this.total += lines.length;
+    const total = this.total;
+    this.flushing = this.flushing.then(async () => {
+      try {
+        await this.store.appendLog(this.ti, this.tryNumber, lines);
+        if (total > this.maxLines) {
+          const note = `[${new Date().toISOString()}] {WARNING} ${total - this.maxLines + 1} earlier lines of this try were dropped to keep its log under ${this.maxLines} lines (PODFLOW_TASK_LOG_MAX_LINES)`;
+          await this.store.keepLogTail(this.ti, this.tryNumber, this.maxLines, note);
+        }
+      } catch (e) {
         this.logger.error({ err: e }, 'could not write task log lines to Redis');
-      }),
-    );
+      }
+    });
     return this.flushing;
   }
 }

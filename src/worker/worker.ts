@@ -54,6 +54,8 @@ export interface WorkerOptions {
    * this long, and its try is taken over by another worker (BullMQ's lockDuration; default 30 s).
    */
   lockDurationMs?: number;
+  /** Lines kept per try's log; older ones are dropped beyond it (default 100,000). */
+  logMaxLines?: number;
 }
 
 const HEARTBEAT_MS = 5000;
@@ -180,7 +182,7 @@ export class TaskWorker {
   private async runTry(dag: DagSpec, task: TaskSpec, run: DagRunRecord, ti: TaskInstanceRecord, log: Logger): Promise<'done' | 'released'> {
     const { store, operators, hooks } = this.o;
     const key = store.keys.ti(ti);
-    const taskLog = new TaskLog(store, ti, ti.try_number, log);
+    const taskLog = new TaskLog(store, ti, ti.try_number, log, this.o.logMaxLines);
     const ctl = new AbortController();
     this.running.set(key, ctl);
     const started = new Date();

@@ -34,12 +34,15 @@ export const cleared = dag({ dag_id: 'cleared', schedule: null, default_args: { 
   d.command('once_bad', ['node', '-e', 'process.exit(process.env.PODFLOW_TRY_NUMBER === "1" ? 1 : 0)']);
 });
 export const empty = dag({ dag_id: 'empty', schedule: null });
+export const chatty = dag({ dag_id: 'chatty', schedule: null }, (d) => {
+  d.command('talk', ['node', '-e', 'for (let i = 1; i <= 3000; i++) console.log("line " + i)']);
+});
 `;
 
 describe('trigger to success through scheduler and worker', () => {
   let pf: TestPodflow;
   beforeAll(async () => {
-    pf = await startTestPodflow({ files: { 'pipeline.ts': PIPELINE, 'flaky.ts': FLAKY, 'cleared.ts': CLEARED } });
+    pf = await startTestPodflow({ files: { 'pipeline.ts': PIPELINE, 'flaky.ts': FLAKY, 'cleared.ts': CLEARED }, env: { PODFLOW_TASK_LOG_MAX_LINES: '1000' } });
   });
   afterAll(async () => pf?.close());
 
@@ -121,5 +124,16 @@ describe('trigger to success through scheduler and worker', () => {
   it('a DAG without tasks runs to success at once', async () => {
     const run = await triggerDagRun(pf.store, (await pf.store.getDag('empty'))!);
     expect((await pf.waitForRun('empty', run.dag_run_id)).state).toBe('success');
+  });
+
+  it("keeps the tail of a runaway task's log within PODFLOW_TASK_LOG_MAX_LINES, saying how much was dropped", async () => {
+    const run = await triggerDagRun(pf.store, (await pf.store.getDag('chatty'))!);
+    expect((await pf.waitForRun('chatty', run.dag_run_id)).state).toBe('success');
+    const log = await pf.store.readLog({ dag_id: 'chatty', dag_run_id: run.dag_run_id, task_id: 'talk', map_index: -1 }, 1);
+    expect(log).toHaveLength(1000);
+    // 3000 printed + 3 lines of the worker's own ("starting try", "running", "task succeeded").
+    expect(log[0]).toMatch(/\{WARNING\} 2004 earlier lines of this try were dropped to keep its log under 1000 lines \(PODFLOW_TASK_LOG_MAX_LINES\)$/);
+    expect(log.at(-1)).toMatch(/\{INFO\} task succeeded$/);
+    expect(log.at(-2)).toMatch(/\{stdout\} line 3000$/);
   });
 });
