@@ -12,7 +12,7 @@ import addFormats from 'ajv-formats';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { openLineageSchemaDir } from '../support/openlineage-schema.ts';
-import { dagSpec as baseDagSpec, runRecord as baseRunRecord, taskSpec as baseTaskSpec } from '../support/records.ts';
+import { dagSpec as baseDagSpec, runRecord as baseRunRecord, taskSpec as baseTaskSpec, tiRecord } from '../support/records.ts';
 import { redisUrl, uniquePrefix } from '../support/redis.ts';
 import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskSpec } from '../../src/dag/types.ts';
 import { createLineage, type Lineage } from '../../src/lineage/lineage.ts';
@@ -86,27 +86,7 @@ function runRecord(dag_id: string, run_id: string): DagRunRecord {
 }
 
 function ti(run: DagRunRecord, task_id: string, try_number = 1): TaskInstanceRecord {
-  return {
-    dag_id: run.dag_id,
-    dag_run_id: run.dag_run_id,
-    task_id,
-    map_index: -1,
-    state: 'running',
-    try_number,
-    max_tries: 1,
-    start_date: '2026-12-03T10:00:01.000Z',
-    end_date: '2026-12-03T10:00:02.000Z',
-    duration: null,
-    hostname: 'w1',
-    pool: 'default_pool',
-    pool_slots: 1,
-    priority_weight: 1,
-    operator: 'inline',
-    queued_when: null,
-    next_attempt_at: null,
-    sensor_started_at: null,
-    note: null,
-  };
+  return tiRecord(run.dag_id, run.dag_run_id, task_id, { try_number, start_date: '2026-12-03T10:00:01.000Z', end_date: '2026-12-03T10:00:02.000Z', hostname: 'w1' });
 }
 
 function captureLogger(): { logger: Logger; lines: { level: number; msg: string }[] } {

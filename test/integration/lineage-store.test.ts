@@ -13,7 +13,7 @@ import type { DagRunRecord, DagSpec, Json, TaskInstanceRecord, TaskOutcome, Task
 import { createLineage, type Lineage, type TryEndInfo } from '../../src/lineage/lineage.ts';
 import { lineageGraph, renderProvenance, renderTree, runProvenance, type DatasetNode, type TryNode } from '../../src/lineage/query.ts';
 import { LineageStore } from '../../src/lineage/store.ts';
-import { dagSpec as baseDagSpec, runRecord as baseRunRecord, taskSpec as baseTaskSpec } from '../support/records.ts';
+import { dagSpec as baseDagSpec, runRecord as baseRunRecord, taskSpec as baseTaskSpec, tiRecord } from '../support/records.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const silent = pino({ level: 'silent' });
@@ -29,27 +29,7 @@ function runRecord(run_id: string, conf: Record<string, Json> = {}): DagRunRecor
 }
 
 function ti(run_id: string, task_id: string, try_number: number, start: string, end: string): TaskInstanceRecord {
-  return {
-    dag_id: 'iris_training',
-    dag_run_id: run_id,
-    task_id,
-    map_index: -1,
-    state: 'running',
-    try_number,
-    max_tries: 1,
-    start_date: start,
-    end_date: end,
-    duration: null,
-    hostname: 'worker-1',
-    pool: 'default_pool',
-    pool_slots: 1,
-    priority_weight: 1,
-    operator: 'inline',
-    queued_when: null,
-    next_attempt_at: null,
-    sensor_started_at: null,
-    note: null,
-  };
+  return tiRecord('iris_training', run_id, task_id, { try_number, start_date: start, end_date: end, hostname: 'worker-1' });
 }
 
 let redis: Redis;

@@ -1,7 +1,7 @@
+import { problems } from '../support/dag-problems.ts';
 import { describe, expect, it } from 'vitest';
 import {
   dag,
-  DagDefinitionError,
   TASK_DEFAULT_KEYS,
   TASK_OPTION_KEYS,
   type CommandOptions,
@@ -16,15 +16,6 @@ function loose<T>(o: Record<string, unknown>): T {
   return o as T;
 }
 
-function problems(build: () => { toSpec(): unknown }): string[] {
-  try {
-    build().toSpec();
-  } catch (e) {
-    if (e instanceof DagDefinitionError) return e.problems;
-    throw e;
-  }
-  return [];
-}
 
 describe('unknown options', () => {
   it('reports a misspelt task option with the nearest known option', () => {

@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chain, dag, DagDefinitionError } from '../../src/dag/dag.ts';
+import { chain, dag } from '../../src/dag/dag.ts';
+import { problems } from '../support/dag-problems.ts';
 
-function problems(build: () => { toSpec(): unknown }): string[] {
-  try {
-    build().toSpec();
-  } catch (e) {
-    if (e instanceof DagDefinitionError) return e.problems;
-    throw e;
-  }
-  return [];
-}
 
 describe('DAG validation', () => {
   it('accepts a valid DAG and records upstream and downstream ids', () => {
